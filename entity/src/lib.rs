@@ -1,0 +1,6 @@
+//! Database entities of the contacts service, one module per table.
+
+pub mod access_token;
+pub mod agent;
+pub mod membership;
+pub mod project;

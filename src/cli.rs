@@ -1,0 +1,159 @@
+//! The `contacts` command line: the server and the operator's commands.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Settings;
+use crate::domain::access::Role;
+use crate::domain::email::EmailAddress;
+use crate::domain::ids::{parse_id, random_secret};
+use crate::domain::{agents, projects};
+use crate::error::AppError;
+use crate::startup::{App, shutdown_signal};
+use crate::{db, graphql, telemetry};
+
+#[derive(Parser)]
+#[command(name = "contacts", version, about = "Contacts service of a live-chat support product")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Bring the database schema up to date, then exit.
+    Migrate,
+    /// Create an agent account.
+    CreateAgent {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Generated and printed when not given.
+        #[arg(long, env = "CONTACTS_AGENT_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Create a project; the owner becomes its ADMIN.
+    CreateProject {
+        #[arg(long)]
+        name: String,
+        /// Email of an existing agent.
+        #[arg(long)]
+        owner: String,
+    },
+    /// Add an existing agent to a project.
+    AddMember {
+        /// Project id.
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum, default_value = "agent")]
+        role: RoleArg,
+    },
+    /// Print the GraphQL schema (SDL) that the server serves.
+    PrintSchema,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Agent,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Agent => Role::Agent,
+        }
+    }
+}
+
+/// Operator commands print what went wrong in plain words.
+fn operator_error(error: AppError) -> anyhow::Error {
+    match error {
+        AppError::Internal(cause) => cause,
+        other => anyhow::anyhow!(other.public_message()),
+    }
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let command = self.command.unwrap_or(Command::Serve);
+        if let Command::PrintSchema = command {
+            print!("{}", graphql::sdl());
+            return Ok(());
+        }
+        let settings = Settings::from_env()?;
+        telemetry::init(settings.log_format);
+        if let Command::Serve = command {
+            return serve(settings).await;
+        }
+        let db = db::connect(&settings.database_url).await?;
+        db::migrate(&db).await?;
+        match command {
+            Command::Serve | Command::PrintSchema | Command::Migrate => {}
+            Command::CreateAgent {
+                email,
+                name,
+                password,
+            } => {
+                let generated = password.is_none();
+                let password = password
+                    .unwrap_or_else(|| random_secret("pw").chars().skip(3).take(20).collect());
+                let agent = agents::create_agent(&db, &email, &name, &password)
+                    .await
+                    .map_err(operator_error)?;
+                println!("agent {} <{}> created", agent.id, agent.email);
+                if generated {
+                    println!("password: {password}");
+                }
+            }
+            Command::CreateProject { name, owner } => {
+                let owner_email = EmailAddress::parse(&owner, "owner").map_err(operator_error)?;
+                let owner = agents::find_by_email(&db, &owner_email)
+                    .await
+                    .map_err(operator_error)?
+                    .with_context(|| format!("no agent has the email {owner_email}"))?;
+                let project = projects::create_project(&db, owner.id, &name)
+                    .await
+                    .map_err(operator_error)?;
+                println!("project {} created", project.id);
+                println!("public key: {}", project.public_key);
+            }
+            Command::AddMember {
+                project,
+                email,
+                role,
+            } => {
+                let project_id = parse_id(&project, "project").map_err(operator_error)?;
+                projects::insert_member(&db, project_id, &email, role.into())
+                    .await
+                    .map_err(operator_error)?;
+                println!("{email} added to project {project_id}");
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = App::build(settings.clone()).await?;
+    if let Some(login) = app.owner_login() {
+        println!();
+        println!("  First start: an owner account and a first project were created.");
+        println!("  email:    {}", login.email);
+        println!("  password: {}", login.password);
+        println!("  (shown once; log in with the `login` mutation in the playground)");
+        println!();
+    }
+    tracing::info!(
+        address = %app.local_addr(),
+        playground = format!("{}/graphql", settings.public_url),
+        "contacts service listening"
+    );
+    app.run_until(shutdown_signal()).await
+}

@@ -1,0 +1,1 @@
+//! Which address a request really comes from.

@@ -1,0 +1,163 @@
+//! Settings of the server, read once from the environment at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// Base of the links the server hands out; defaults to `http://LISTEN_ADDR`.
+    pub public_url: String,
+    pub log_format: LogFormat,
+    pub limits: Limits,
+    pub token_ttl: Duration,
+    /// Whether the first start on an empty database creates an owner and a project.
+    pub bootstrap_owner: bool,
+}
+
+/// Bounds on what one request may cost.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_query_depth: usize,
+    pub max_query_complexity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            max_query_depth: 12,
+            max_query_complexity: 2_000,
+        }
+    }
+}
+
+impl Settings {
+    /// Settings from the process environment.
+    pub fn from_env() -> anyhow::Result<Settings> {
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Settings from any source of variables; `from_env` in production,
+    /// a map in tests.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        let var = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let listen_addr: SocketAddr = var("LISTEN_ADDR")
+            .unwrap_or_else(|| "127.0.0.1:8080".into())
+            .parse()
+            .context("LISTEN_ADDR must be an address like 127.0.0.1:8080")?;
+        let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| sqlite_url_in(&data_dir));
+        let public_url = var("PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{listen_addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let log_format = match var("LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("LOG_FORMAT must be pretty or json, not {other:?}"),
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_body_bytes: parse_or(&var, "MAX_BODY_BYTES", defaults.max_body_bytes)?,
+            max_query_depth: parse_or(&var, "MAX_QUERY_DEPTH", defaults.max_query_depth)?,
+            max_query_complexity: parse_or(
+                &var,
+                "MAX_QUERY_COMPLEXITY",
+                defaults.max_query_complexity,
+            )?,
+        };
+        let token_ttl_hours: u64 = parse_or(&var, "TOKEN_TTL_HOURS", 24 * 30)?;
+
+        Ok(Settings {
+            listen_addr,
+            data_dir,
+            database_url,
+            public_url,
+            log_format,
+            limits,
+            token_ttl: Duration::from_secs(token_ttl_hours * 3600),
+            bootstrap_owner: true,
+        })
+    }
+}
+
+/// The embedded default database: a SQLite file inside the data folder.
+pub fn sqlite_url_in(data_dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("contacts.db").display())
+}
+
+fn parse_or<T: std::str::FromStr>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> anyhow::Result<T> {
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} must be a number, not {raw:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_work_on_a_fresh_machine() {
+        let settings = settings(&[]).unwrap();
+        assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.database_url, "sqlite://./data/contacts.db?mode=rwc");
+        assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+        assert_eq!(settings.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn database_follows_data_dir_unless_given() {
+        let settings = settings(&[("DATA_DIR", "/var/lib/contacts")]).unwrap();
+        assert_eq!(
+            settings.database_url,
+            "sqlite:///var/lib/contacts/contacts.db?mode=rwc"
+        );
+        let settings = settings_pg();
+        assert_eq!(settings.database_url, "postgres://db/contacts");
+    }
+
+    fn settings_pg() -> Settings {
+        settings(&[("DATABASE_URL", "postgres://db/contacts")]).unwrap()
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_name() {
+        let error = settings(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
+        assert!(error.contains("LOG_FORMAT"), "{error}");
+        let error = settings(&[("MAX_BODY_BYTES", "lots")]).unwrap_err().to_string();
+        assert!(error.contains("MAX_BODY_BYTES"), "{error}");
+        let error = settings(&[("LISTEN_ADDR", "nowhere")]).unwrap_err().to_string();
+        assert!(error.contains("LISTEN_ADDR"), "{error}");
+    }
+}

@@ -1,0 +1,61 @@
+//! Events that subscribers are told about, whichever instance caused them.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::access::Role;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChangeKind {
+    Added,
+    RoleChanged,
+    Removed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipChanged {
+    pub project_id: Uuid,
+    pub agent_id: Uuid,
+    /// The role after the change; `None` once removed.
+    pub role: Option<RoleName>,
+    pub kind: MembershipChangeKind,
+}
+
+/// A role in a form that travels between instances as JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoleName {
+    Admin,
+    Agent,
+}
+
+impl From<Role> for RoleName {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Admin => RoleName::Admin,
+            Role::Agent => RoleName::Agent,
+        }
+    }
+}
+
+impl From<RoleName> for Role {
+    fn from(role: RoleName) -> Self {
+        match role {
+            RoleName::Admin => Role::Admin,
+            RoleName::Agent => Role::Agent,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    MembershipChanged(MembershipChanged),
+}
+
+impl Event {
+    /// The project whose members may see this event.
+    pub fn project_id(&self) -> Uuid {
+        match self {
+            Event::MembershipChanged(change) => change.project_id,
+        }
+    }
+}

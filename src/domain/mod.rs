@@ -1,0 +1,9 @@
+//! The rules of the service, free of GraphQL and HTTP.
+
+pub mod access;
+pub mod agents;
+pub mod auth;
+pub mod email;
+pub mod events;
+pub mod ids;
+pub mod projects;

@@ -1,0 +1,228 @@
+//! Projects and their members.
+
+use chrono::Utc;
+use entity::{agent, membership, project};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait, DatabaseConnection,
+};
+use uuid::Uuid;
+
+use crate::domain::access::{ProjectAccess, Role};
+use crate::domain::agents::{self, parse_name};
+use crate::domain::email::EmailAddress;
+use crate::domain::events::{MembershipChangeKind, MembershipChanged};
+use crate::domain::ids::{new_id, random_secret};
+use crate::error::{AppError, AppResult};
+
+/// Creates a project; its creator becomes its first ADMIN.
+pub async fn create_project(
+    db: &DatabaseConnection,
+    creator_id: Uuid,
+    name: &str,
+) -> AppResult<project::Model> {
+    let name = parse_name(name, "name")?;
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let project = project::ActiveModel {
+        id: Set(new_id()),
+        name: Set(name),
+        public_key: Set(random_secret("pk")),
+        secret_key: Set(random_secret("sk")),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    membership::ActiveModel {
+        project_id: Set(project.id),
+        agent_id: Set(creator_id),
+        role: Set(Role::Admin),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(project)
+}
+
+pub async fn get(db: &impl ConnectionTrait, access: &ProjectAccess) -> AppResult<project::Model> {
+    project::Entity::find_by_id(access.project_id())
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("project"))
+}
+
+/// The projects an agent belongs to, oldest first, with the agent's access.
+pub async fn projects_of(
+    db: &impl ConnectionTrait,
+    agent_id: Uuid,
+) -> AppResult<Vec<(project::Model, ProjectAccess)>> {
+    let memberships = membership::Entity::find()
+        .filter(membership::Column::AgentId.eq(agent_id))
+        .all(db)
+        .await?;
+    let projects = project::Entity::find()
+        .filter(project::Column::Id.is_in(memberships.iter().map(|m| m.project_id)))
+        .order_by_asc(project::Column::Id)
+        .all(db)
+        .await?;
+    Ok(projects
+        .into_iter()
+        .filter_map(|project| {
+            let access = memberships
+                .iter()
+                .find(|m| m.project_id == project.id)
+                .map(ProjectAccess::from)?;
+            Some((project, access))
+        })
+        .collect())
+}
+
+/// The members of a project with their agents, in the order they joined.
+pub async fn members(
+    db: &impl ConnectionTrait,
+    access: &ProjectAccess,
+) -> AppResult<Vec<(agent::Model, membership::Model)>> {
+    let memberships = membership::Entity::find()
+        .filter(membership::Column::ProjectId.eq(access.project_id()))
+        .order_by_asc(membership::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let agents = agent::Entity::find()
+        .filter(agent::Column::Id.is_in(memberships.iter().map(|m| m.agent_id)))
+        .all(db)
+        .await?;
+    Ok(memberships
+        .into_iter()
+        .filter_map(|membership| {
+            let agent = agents.iter().find(|a| a.id == membership.agent_id)?.clone();
+            Some((agent, membership))
+        })
+        .collect())
+}
+
+fn require_admin(access: &ProjectAccess) -> AppResult<()> {
+    if access.role() == Role::Admin {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("only project admins may do this"))
+    }
+}
+
+pub async fn add_member(
+    db: &DatabaseConnection,
+    access: &ProjectAccess,
+    email: &str,
+    role: Role,
+) -> AppResult<MembershipChanged> {
+    require_admin(access)?;
+    insert_member(db, access.project_id(), email, role).await
+}
+
+/// Adds a member without asking who wants it: for the operator's command
+/// line, and for `add_member` once it has checked the caller.
+pub async fn insert_member(
+    db: &DatabaseConnection,
+    project_id: Uuid,
+    email: &str,
+    role: Role,
+) -> AppResult<MembershipChanged> {
+    let email = EmailAddress::parse(email, "email")?;
+    let txn = db.begin().await?;
+    if project::Entity::find_by_id(project_id).one(&txn).await?.is_none() {
+        return Err(AppError::NotFound("project"));
+    }
+    let agent = agents::find_by_email(&txn, &email)
+        .await?
+        .ok_or_else(|| AppError::bad_input("email", "no agent has this email"))?;
+    let existing = membership::Entity::find_by_id((project_id, agent.id))
+        .one(&txn)
+        .await?;
+    if existing.is_some() {
+        return Err(AppError::bad_input("email", "this agent is already a member"));
+    }
+    membership::ActiveModel {
+        project_id: Set(project_id),
+        agent_id: Set(agent.id),
+        role: Set(role),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(MembershipChanged {
+        project_id,
+        agent_id: agent.id,
+        role: Some(role.into()),
+        kind: MembershipChangeKind::Added,
+    })
+}
+
+/// Removes a member, or changes its role when `new_role` is given; a project
+/// never loses its last ADMIN.
+async fn change_membership(
+    db: &DatabaseConnection,
+    access: &ProjectAccess,
+    agent_id: Uuid,
+    new_role: Option<Role>,
+) -> AppResult<MembershipChanged> {
+    require_admin(access)?;
+    let txn = db.begin().await?;
+    // Locking every membership row of the project serialises concurrent
+    // changes, so two admins cannot demote each other at the same moment.
+    let memberships = membership::Entity::find()
+        .filter(membership::Column::ProjectId.eq(access.project_id()))
+        .lock_exclusive()
+        .all(&txn)
+        .await?;
+    let target = memberships
+        .iter()
+        .find(|m| m.agent_id == agent_id)
+        .ok_or(AppError::NotFound("member"))?;
+    let admins = memberships.iter().filter(|m| m.role == Role::Admin).count();
+    let loses_admin = target.role == Role::Admin && new_role != Some(Role::Admin);
+    if loses_admin && admins <= 1 {
+        return Err(AppError::bad_input(
+            "agentId",
+            "a project must keep at least one admin",
+        ));
+    }
+    let kind = match new_role {
+        Some(role) => {
+            let mut active: membership::ActiveModel = target.clone().into();
+            active.role = Set(role);
+            active.update(&txn).await?;
+            MembershipChangeKind::RoleChanged
+        }
+        None => {
+            membership::Entity::delete_by_id((access.project_id(), agent_id))
+                .exec(&txn)
+                .await?;
+            MembershipChangeKind::Removed
+        }
+    };
+    txn.commit().await?;
+    Ok(MembershipChanged {
+        project_id: access.project_id(),
+        agent_id,
+        role: new_role.map(Into::into),
+        kind,
+    })
+}
+
+pub async fn remove_member(
+    db: &DatabaseConnection,
+    access: &ProjectAccess,
+    agent_id: Uuid,
+) -> AppResult<MembershipChanged> {
+    change_membership(db, access, agent_id, None).await
+}
+
+pub async fn change_role(
+    db: &DatabaseConnection,
+    access: &ProjectAccess,
+    agent_id: Uuid,
+    role: Role,
+) -> AppResult<MembershipChanged> {
+    change_membership(db, access, agent_id, Some(role)).await
+}

@@ -1,0 +1,1 @@
+//! IP geolocation over MaxMind-format databases.

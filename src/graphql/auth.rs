@@ -1,0 +1,94 @@
+//! Logging in and out, and who the caller is.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::agent;
+
+use crate::domain::{auth, projects};
+use crate::graphql::context::{require_agent, services, viewer};
+use crate::graphql::projects::Project;
+
+/// An agent as other members of its projects see it.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Agent {
+    pub id: ID,
+    pub email: String,
+    pub name: String,
+}
+
+impl From<&agent::Model> for Agent {
+    fn from(agent: &agent::Model) -> Self {
+        Agent {
+            id: ID(agent.id.to_string()),
+            email: agent.email.clone(),
+            name: agent.name.clone(),
+        }
+    }
+}
+
+#[async_graphql::ComplexObject]
+impl Agent {
+    /// The projects of this agent; only an agent's own list can be read.
+    async fn projects(&self, ctx: &Context<'_>) -> Result<Vec<Project>> {
+        let me = require_agent(ctx)?;
+        if me.id.to_string() != self.id.as_str() {
+            return Ok(Vec::new());
+        }
+        let projects = projects::projects_of(&services(ctx).db, me.id).await?;
+        Ok(projects
+            .into_iter()
+            .map(|(project, access)| Project::new(project, access))
+            .collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct LoginPayload {
+    /// Send as `Authorization: Bearer <token>`, or as `authorization` in the
+    /// websocket `connection_init` payload.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub agent: Agent,
+}
+
+#[derive(Default)]
+pub struct AuthQuery;
+
+#[Object]
+impl AuthQuery {
+    /// The agent the bearer token belongs to.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Agent> {
+        Ok(Agent::from(require_agent(ctx)?))
+    }
+}
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> Result<LoginPayload> {
+        let services = services(ctx);
+        let issued = auth::login(&services.db, &email, &password, services.settings.token_ttl).await?;
+        Ok(LoginPayload {
+            token: issued.token,
+            expires_at: issued.expires_at,
+            agent: Agent::from(&issued.agent),
+        })
+    }
+
+    /// Revokes the token this request was made with.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        require_agent(ctx)?;
+        if let Some(token) = &viewer(ctx).token {
+            auth::logout(&services(ctx).db, token).await?;
+        }
+        Ok(true)
+    }
+}

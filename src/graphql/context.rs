@@ -1,0 +1,48 @@
+//! What a resolver knows about the caller, and the access checks built on it.
+
+use async_graphql::Context;
+use entity::agent;
+
+use crate::domain::access::{self, ProjectAccess, Role};
+use crate::domain::ids::parse_id;
+use crate::error::{AppError, AppResult};
+use crate::services::Services;
+
+/// The caller of one request or websocket connection.
+#[derive(Clone, Default)]
+pub struct Viewer {
+    pub agent: Option<agent::Model>,
+    /// The bearer token as presented, so that `logout` can revoke it.
+    pub token: Option<String>,
+}
+
+pub fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
+}
+
+pub fn viewer<'a>(ctx: &Context<'a>) -> &'a Viewer {
+    static ANONYMOUS: Viewer = Viewer {
+        agent: None,
+        token: None,
+    };
+    ctx.data_opt::<Viewer>().unwrap_or(&ANONYMOUS)
+}
+
+pub fn require_agent<'a>(ctx: &Context<'a>) -> AppResult<&'a agent::Model> {
+    viewer(ctx)
+        .agent
+        .as_ref()
+        .ok_or(AppError::Unauthenticated("log in as an agent first"))
+}
+
+/// The gate of every project-scoped resolver: the caller must be an agent
+/// holding `needed` in the project named by `project_id`.
+pub async fn project_access(
+    ctx: &Context<'_>,
+    project_id: &str,
+    needed: Role,
+) -> AppResult<ProjectAccess> {
+    let agent = require_agent(ctx)?;
+    let project_id = parse_id(project_id, "projectId")?;
+    access::require_role(&services(ctx).db, agent.id, project_id, needed).await
+}

@@ -1,0 +1,47 @@
+//! The GraphQL schema: one module per feature, merged into the roots here.
+
+pub mod auth;
+pub mod context;
+pub mod errors;
+pub mod projects;
+
+use async_graphql::{MergedObject, MergedSubscription, Schema};
+
+use crate::config::Limits;
+use crate::services::Services;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(auth::AuthQuery, projects::ProjectQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(auth::AuthMutation, projects::ProjectMutation);
+
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(projects::ProjectSubscription);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .data(services)
+    .limit_depth(limits.max_query_depth)
+    .limit_complexity(limits.max_query_complexity)
+    .limit_recursive_depth(32)
+    .limit_directives(20)
+    .finish()
+}
+
+/// The SDL of the served schema, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .finish()
+    .sdl()
+}

@@ -1,0 +1,246 @@
+//! Projects, their members and membership events.
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use entity::project;
+use futures_util::{Stream, StreamExt};
+
+use crate::domain::access::{ProjectAccess, Role};
+use crate::domain::events::{Event, MembershipChangeKind, MembershipChanged};
+use crate::domain::ids::parse_id;
+use crate::domain::projects;
+use crate::error::AppError;
+use crate::graphql::auth::Agent;
+use crate::graphql::context::{project_access, require_agent, services};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "Role")]
+pub enum RoleKind {
+    /// Manages the project: members, contact form, keys.
+    Admin,
+    /// Works with the project's contacts and exports.
+    Agent,
+}
+
+impl From<Role> for RoleKind {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Admin => RoleKind::Admin,
+            Role::Agent => RoleKind::Agent,
+        }
+    }
+}
+
+impl From<RoleKind> for Role {
+    fn from(role: RoleKind) -> Self {
+        match role {
+            RoleKind::Admin => Role::Admin,
+            RoleKind::Agent => Role::Agent,
+        }
+    }
+}
+
+/// A project as one of its members sees it.
+pub struct Project {
+    model: project::Model,
+    access: ProjectAccess,
+}
+
+impl Project {
+    pub fn new(model: project::Model, access: ProjectAccess) -> Self {
+        Project { model, access }
+    }
+}
+
+#[Object]
+impl Project {
+    async fn id(&self) -> ID {
+        ID(self.model.id.to_string())
+    }
+
+    async fn name(&self) -> &str {
+        &self.model.name
+    }
+
+    /// The key the chat widget embeds; it identifies the project publicly.
+    async fn public_key(&self) -> &str {
+        &self.model.public_key
+    }
+
+    /// Signs identified visitors and server-to-server calls. Admins only.
+    async fn secret_key(&self) -> Result<&str> {
+        if self.access.role() != Role::Admin {
+            return Err(AppError::Forbidden("only project admins may read the secret key").into());
+        }
+        Ok(&self.model.secret_key)
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.model.created_at
+    }
+
+    /// The caller's role in this project.
+    async fn viewer_role(&self) -> RoleKind {
+        self.access.role().into()
+    }
+
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Member>> {
+        let members = projects::members(&services(ctx).db, &self.access).await?;
+        Ok(members
+            .iter()
+            .map(|(agent, membership)| Member {
+                agent: Agent::from(agent),
+                role: membership.role.into(),
+                joined_at: membership.created_at,
+            })
+            .collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Member {
+    pub agent: Agent,
+    pub role: RoleKind,
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChangeType {
+    Added,
+    RoleChanged,
+    Removed,
+}
+
+#[derive(SimpleObject)]
+pub struct MembershipChange {
+    pub project_id: ID,
+    pub agent_id: ID,
+    /// The role after the change; null once the agent was removed.
+    pub role: Option<RoleKind>,
+    pub kind: MembershipChangeType,
+}
+
+impl From<&MembershipChanged> for MembershipChange {
+    fn from(change: &MembershipChanged) -> Self {
+        MembershipChange {
+            project_id: ID(change.project_id.to_string()),
+            agent_id: ID(change.agent_id.to_string()),
+            role: change.role.map(|role| Role::from(role).into()),
+            kind: match change.kind {
+                MembershipChangeKind::Added => MembershipChangeType::Added,
+                MembershipChangeKind::RoleChanged => MembershipChangeType::RoleChanged,
+                MembershipChangeKind::Removed => MembershipChangeType::Removed,
+            },
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ProjectQuery;
+
+#[Object]
+impl ProjectQuery {
+    /// The projects the caller is a member of.
+    async fn projects(&self, ctx: &Context<'_>) -> Result<Vec<Project>> {
+        let agent = require_agent(ctx)?;
+        let projects = projects::projects_of(&services(ctx).db, agent.id).await?;
+        Ok(projects
+            .into_iter()
+            .map(|(model, access)| Project::new(model, access))
+            .collect())
+    }
+
+    /// One project; NOT_FOUND unless the caller is a member.
+    async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Project> {
+        let access = project_access(ctx, &id, Role::Agent).await?;
+        let model = projects::get(&services(ctx).db, &access).await?;
+        Ok(Project::new(model, access))
+    }
+}
+
+#[derive(Default)]
+pub struct ProjectMutation;
+
+/// Publishes the change to subscribers and shapes the answer.
+fn announce(ctx: &Context<'_>, change: MembershipChanged) -> MembershipChange {
+    let answer = MembershipChange::from(&change);
+    services(ctx).bus.publish(Event::MembershipChanged(change));
+    answer
+}
+
+#[Object]
+impl ProjectMutation {
+    /// Creates a project; the caller becomes its ADMIN.
+    async fn create_project(&self, ctx: &Context<'_>, name: String) -> Result<Project> {
+        let agent = require_agent(ctx)?;
+        let db = &services(ctx).db;
+        let model = projects::create_project(db, agent.id, &name).await?;
+        let access = crate::domain::access::require_role(db, agent.id, model.id, Role::Admin).await?;
+        Ok(Project::new(model, access))
+    }
+
+    /// Adds an existing agent, by email, to the project. Admins only.
+    async fn add_member(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        email: String,
+        role: RoleKind,
+    ) -> Result<MembershipChange> {
+        let access = project_access(ctx, &project_id, Role::Admin).await?;
+        let change = projects::add_member(&services(ctx).db, &access, &email, role.into()).await?;
+        Ok(announce(ctx, change))
+    }
+
+    /// Removes a member. Admins only; the last admin cannot be removed.
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        agent_id: ID,
+    ) -> Result<MembershipChange> {
+        let access = project_access(ctx, &project_id, Role::Admin).await?;
+        let agent_id = parse_id(&agent_id, "agentId")?;
+        let change = projects::remove_member(&services(ctx).db, &access, agent_id).await?;
+        Ok(announce(ctx, change))
+    }
+
+    /// Changes a member's role. Admins only; the last admin keeps its role.
+    async fn change_role(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        agent_id: ID,
+        role: RoleKind,
+    ) -> Result<MembershipChange> {
+        let access = project_access(ctx, &project_id, Role::Admin).await?;
+        let agent_id = parse_id(&agent_id, "agentId")?;
+        let change =
+            projects::change_role(&services(ctx).db, &access, agent_id, role.into()).await?;
+        Ok(announce(ctx, change))
+    }
+}
+
+#[derive(Default)]
+pub struct ProjectSubscription;
+
+#[Subscription]
+impl ProjectSubscription {
+    /// Members joining, leaving or changing role in a project.
+    async fn membership_changed(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+    ) -> Result<impl Stream<Item = MembershipChange> + use<>> {
+        let access = project_access(ctx, &project_id, Role::Agent).await?;
+        let project_id = access.project_id();
+        Ok(services(ctx).bus.subscribe().filter_map(move |event| async move {
+            match event {
+                Event::MembershipChanged(change) if change.project_id == project_id => {
+                    Some(MembershipChange::from(&change))
+                }
+                _ => None,
+            }
+        }))
+    }
+}

@@ -1,0 +1,17 @@
+//! The contacts service of a live-chat support product: a GraphQL API over
+//! projects, agents and the contacts their visitors become.
+
+pub mod bootstrap;
+pub mod cli;
+pub mod client_ip;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod geo;
+pub mod graphql;
+pub mod http;
+pub mod pubsub;
+pub mod services;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,15 @@
+//! The shared handles every request and job works with.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::config::Settings;
+use crate::pubsub::EventBus;
+
+#[derive(Clone)]
+pub struct Services {
+    pub db: DatabaseConnection,
+    pub bus: Arc<dyn EventBus>,
+    pub settings: Arc<Settings>,
+}
