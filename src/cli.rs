@@ -13,7 +13,11 @@ use crate::startup::{App, shutdown_signal};
 use crate::{db, graphql, telemetry};
 
 #[derive(Parser)]
-#[command(name = "contacts", version, about = "Contacts service of a live-chat support product")]
+#[command(
+    name = "contacts",
+    version,
+    about = "Contacts service of a live-chat support product"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -97,7 +97,10 @@ impl Settings {
 
 /// The embedded default database: a SQLite file inside the data folder.
 pub fn sqlite_url_in(data_dir: &std::path::Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("contacts.db").display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("contacts.db").display()
+    )
 }
 
 fn parse_or<T: std::str::FromStr>(
@@ -131,7 +134,10 @@ mod tests {
     fn defaults_work_on_a_fresh_machine() {
         let settings = settings(&[]).unwrap();
         assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(settings.database_url, "sqlite://./data/contacts.db?mode=rwc");
+        assert_eq!(
+            settings.database_url,
+            "sqlite://./data/contacts.db?mode=rwc"
+        );
         assert_eq!(settings.public_url, "http://127.0.0.1:8080");
         assert_eq!(settings.log_format, LogFormat::Pretty);
     }
@@ -155,9 +161,13 @@ mod tests {
     fn bad_values_are_refused_with_the_variable_name() {
         let error = settings(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
         assert!(error.contains("LOG_FORMAT"), "{error}");
-        let error = settings(&[("MAX_BODY_BYTES", "lots")]).unwrap_err().to_string();
+        let error = settings(&[("MAX_BODY_BYTES", "lots")])
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("MAX_BODY_BYTES"), "{error}");
-        let error = settings(&[("LISTEN_ADDR", "nowhere")]).unwrap_err().to_string();
+        let error = settings(&[("LISTEN_ADDR", "nowhere")])
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("LISTEN_ADDR"), "{error}");
     }
 }

@@ -73,7 +73,10 @@ impl App {
     }
 
     /// Serves until `shutdown` completes, then finishes requests in flight.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         axum::serve(
             self.listener,
             self.router

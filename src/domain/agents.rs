@@ -23,7 +23,10 @@ pub fn parse_name(raw: &str, field: &str) -> AppResult<String> {
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(AppError::bad_input(field, "must not contain control characters"));
+        return Err(AppError::bad_input(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -38,7 +41,10 @@ pub async fn create_agent(
     let name = parse_name(name, "name")?;
     let password = Password::parse(password)?;
     if find_by_email(db, &email).await?.is_some() {
-        return Err(AppError::bad_input("email", "an agent with this email exists"));
+        return Err(AppError::bad_input(
+            "email",
+            "an agent with this email exists",
+        ));
     }
     let password_hash = tokio::task::spawn_blocking(move || password.hash())
         .await

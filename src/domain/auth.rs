@@ -3,14 +3,12 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
 use entity::{access_token, agent};
 use rand::rngs::OsRng;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use crate::domain::email::EmailAddress;
 use crate::domain::ids::{new_id, random_secret, secret_hash};
@@ -175,7 +173,10 @@ mod tests {
 
     #[test]
     fn password_rules() {
-        assert_eq!(Password::parse("short").err().unwrap().code(), "BAD_USER_INPUT");
+        assert_eq!(
+            Password::parse("short").err().unwrap().code(),
+            "BAD_USER_INPUT"
+        );
         assert!(Password::parse(&"x".repeat(MAX_PASSWORD_LEN + 1)).is_err());
         assert!(Password::parse("long enough").is_ok());
     }

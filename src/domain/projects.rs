@@ -3,8 +3,8 @@
 use chrono::Utc;
 use entity::{agent, membership, project};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait, DatabaseConnection,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -129,7 +129,11 @@ pub async fn insert_member(
 ) -> AppResult<MembershipChanged> {
     let email = EmailAddress::parse(email, "email")?;
     let txn = db.begin().await?;
-    if project::Entity::find_by_id(project_id).one(&txn).await?.is_none() {
+    if project::Entity::find_by_id(project_id)
+        .one(&txn)
+        .await?
+        .is_none()
+    {
         return Err(AppError::NotFound("project"));
     }
     let agent = agents::find_by_email(&txn, &email)
@@ -139,7 +143,10 @@ pub async fn insert_member(
         .one(&txn)
         .await?;
     if existing.is_some() {
-        return Err(AppError::bad_input("email", "this agent is already a member"));
+        return Err(AppError::bad_input(
+            "email",
+            "this agent is already a member",
+        ));
     }
     membership::ActiveModel {
         project_id: Set(project_id),
@@ -175,6 +182,14 @@ async fn change_membership(
         .lock_exclusive()
         .all(&txn)
         .await?;
+    // The caller's role is checked again under the lock: it may have been
+    // demoted since its access was checked.
+    let caller_is_admin = memberships
+        .iter()
+        .any(|m| m.agent_id == access.agent_id() && m.role == Role::Admin);
+    if !caller_is_admin {
+        return Err(AppError::Forbidden("only project admins may do this"));
+    }
     let target = memberships
         .iter()
         .find(|m| m.agent_id == agent_id)

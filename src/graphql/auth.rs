@@ -75,7 +75,8 @@ impl AuthMutation {
         password: String,
     ) -> Result<LoginPayload> {
         let services = services(ctx);
-        let issued = auth::login(&services.db, &email, &password, services.settings.token_ttl).await?;
+        let issued =
+            auth::login(&services.db, &email, &password, services.settings.token_ttl).await?;
         Ok(LoginPayload {
             token: issued.token,
             expires_at: issued.expires_at,

@@ -175,7 +175,8 @@ impl ProjectMutation {
         let agent = require_agent(ctx)?;
         let db = &services(ctx).db;
         let model = projects::create_project(db, agent.id, &name).await?;
-        let access = crate::domain::access::require_role(db, agent.id, model.id, Role::Admin).await?;
+        let access =
+            crate::domain::access::require_role(db, agent.id, model.id, Role::Admin).await?;
         Ok(Project::new(model, access))
     }
 
@@ -234,13 +235,16 @@ impl ProjectSubscription {
     ) -> Result<impl Stream<Item = MembershipChange> + use<>> {
         let access = project_access(ctx, &project_id, Role::Agent).await?;
         let project_id = access.project_id();
-        Ok(services(ctx).bus.subscribe().filter_map(move |event| async move {
-            match event {
-                Event::MembershipChanged(change) if change.project_id == project_id => {
-                    Some(MembershipChange::from(&change))
+        Ok(services(ctx)
+            .bus
+            .subscribe()
+            .filter_map(move |event| async move {
+                match event {
+                    Event::MembershipChanged(change) if change.project_id == project_id => {
+                        Some(MembershipChange::from(&change))
+                    }
+                    _ => None,
                 }
-                _ => None,
-            }
-        }))
+            }))
     }
 }

@@ -19,7 +19,11 @@ use crate::domain::auth;
 use crate::graphql::context::Viewer;
 use crate::graphql::errors::tag_request_errors;
 
-pub async fn execute(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn execute(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let limit = state.max_body_bytes;
     let declared_length = headers
         .get(header::CONTENT_LENGTH)
@@ -31,7 +35,11 @@ pub async fn execute(State(state): State<Arc<HttpState>>, headers: HeaderMap, bo
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return body_too_large(limit);
     };
-    let Ok(request) = serde_json::from_slice::<async_graphql::Request>(&bytes) else {
+    let Some(request) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .filter(|value| value.get("query").is_some_and(|query| query.is_string()))
+        .and_then(|value| serde_json::from_value::<async_graphql::Request>(value).ok())
+    else {
         return client_error(
             StatusCode::BAD_REQUEST,
             "the body must be one GraphQL request as JSON: {\"query\": ..., \"variables\": ...}",
@@ -48,7 +56,10 @@ pub async fn execute(State(state): State<Arc<HttpState>>, headers: HeaderMap, bo
     Json(tag_request_errors(response)).into_response()
 }
 
-pub async fn graphiql_or_websocket(State(state): State<Arc<HttpState>>, request: Request) -> Response {
+pub async fn graphiql_or_websocket(
+    State(state): State<Arc<HttpState>>,
+    request: Request,
+) -> Response {
     let (mut parts, _) = request.into_parts();
     let wants_websocket = parts
         .headers
@@ -92,7 +103,13 @@ async fn authenticate_connection(
     let token = ["authorization", "Authorization", "token"]
         .iter()
         .find_map(|key| payload.get(key).and_then(|value| value.as_str()))
-        .map(|value| value.strip_prefix("Bearer ").unwrap_or(value).trim().to_owned())
+        .map(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .unwrap_or(value)
+                .trim()
+                .to_owned()
+        })
         .ok_or_else(refused)?;
     let agent = auth::authenticate(&db, &token)
         .await

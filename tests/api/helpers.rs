@@ -1,0 +1,213 @@
+//! `spawn_app()`: the real server on a random port over a fresh database.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use contacts::config::Settings;
+use contacts::domain::agents;
+use contacts::startup::App;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A database that exists for one test and is dropped after it.
+enum TestDatabase {
+    Sqlite,
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    async fn create(data_dir: &std::path::Path) -> (TestDatabase, String) {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("contacts_test_{}", uuid::Uuid::now_v7().simple());
+                let admin = Database::connect(&admin_url)
+                    .await
+                    .expect("TEST_DATABASE_URL must reach a PostgreSQL server");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create the test database");
+                let url = with_database_name(&admin_url, &name);
+                (TestDatabase::Postgres { admin_url, name }, url)
+            }
+            _ => (
+                TestDatabase::Sqlite,
+                contacts::config::sqlite_url_in(data_dir),
+            ),
+        }
+    }
+}
+
+fn with_database_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{host_part}/{name}{query}")
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { admin_url, name } = self {
+            let admin_url = admin_url.clone();
+            let name = name.clone();
+            // Drop runs outside async code; a small runtime of its own does the work.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    if let Ok(admin) = Database::connect(&admin_url).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub app_services: contacts::services::Services,
+    pub owner_login: Option<contacts::bootstrap::OwnerLogin>,
+    _database: TestDatabase,
+    _data_dir: TempDir,
+}
+
+/// An agent with a live token.
+pub struct TestAgent {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+static AGENT_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = TempDir::new().expect("temp dir");
+    let (database, database_url) = TestDatabase::create(data_dir.path()).await;
+    let mut settings = Settings::from_lookup(|_| None).expect("default settings");
+    settings.listen_addr = "127.0.0.1:0".parse().expect("address");
+    settings.data_dir = data_dir.path().to_path_buf();
+    settings.database_url = database_url;
+    settings.bootstrap_owner = false;
+    configure(&mut settings);
+    let app = App::build(settings).await.expect("the app builds");
+    let address = format!("http://{}", app.local_addr());
+    let app_services = app.services().clone();
+    let owner_login = app.owner_login().cloned();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        app_services,
+        owner_login,
+        _database: database,
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn ws_url(&self) -> String {
+        format!("{}/graphql", self.address.replacen("http://", "ws://", 1))
+    }
+
+    /// Runs one GraphQL operation and returns the whole response body.
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// Creates an agent directly and logs it in over HTTP.
+    pub async fn agent(&self, label: &str) -> TestAgent {
+        let n = AGENT_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let email = format!("{label}{n}@example.com");
+        let agent = agents::create_agent(&self.app_services.db, &email, label, PASSWORD)
+            .await
+            .expect("agent created");
+        let token = self.login(&email, PASSWORD).await;
+        TestAgent {
+            id: agent.id.to_string(),
+            email,
+            token,
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let body = self
+            .graphql(
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({"e": email, "p": password}),
+            )
+            .await;
+        body["data"]["login"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login failed: {body}"))
+            .to_owned()
+    }
+
+    /// A project owned (as ADMIN) by `owner`; returns its id.
+    pub async fn project(&self, owner: &TestAgent, name: &str) -> String {
+        let body = self
+            .graphql(
+                Some(&owner.token),
+                "mutation($n: String!) { createProject(name: $n) { id } }",
+                json!({"n": name}),
+            )
+            .await;
+        body["data"]["createProject"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("createProject failed: {body}"))
+            .to_owned()
+    }
+
+    pub async fn add_member(
+        &self,
+        admin: &TestAgent,
+        project_id: &str,
+        member: &TestAgent,
+        role: &str,
+    ) {
+        let body = self
+            .graphql(
+                Some(&admin.token),
+                "mutation($p: ID!, $e: String!, $r: Role!) { addMember(projectId: $p, email: $e, role: $r) { kind } }",
+                json!({"p": project_id, "e": member.email, "r": role}),
+            )
+            .await;
+        assert_eq!(body["data"]["addMember"]["kind"], "ADDED", "{body}");
+    }
+}
+
+/// The `extensions.code` of the first error, or a panic naming the body.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a code: {body}"))
+}

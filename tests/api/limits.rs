@@ -1,0 +1,91 @@
+use serde_json::json;
+
+use crate::helpers::{error_code, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn a_query_nested_past_the_depth_limit_is_rejected() {
+    let app = spawn_app_with(|settings| settings.limits.max_query_depth = 5).await;
+    let ana = app.agent("ana").await;
+    let deep =
+        "{ me { projects { members { agent { projects { members { agent { id } } } } } } } }";
+    let body = app.graphql(Some(&ana.token), deep, json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deep")
+    );
+    assert!(body["data"].is_null());
+
+    let shallow = app
+        .graphql(Some(&ana.token), "{ me { projects { id } } }", json!({}))
+        .await;
+    assert!(shallow["errors"].is_null(), "{shallow}");
+}
+
+#[tokio::test]
+async fn a_query_past_the_complexity_limit_is_rejected() {
+    let app = spawn_app_with(|settings| settings.limits.max_query_complexity = 10).await;
+    let ana = app.agent("ana").await;
+    let aliases: String = (0..20).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let body = app
+        .graphql(Some(&ana.token), &format!("{{ {aliases} }}"), json!({}))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complex")
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_rejected_with_a_clear_code() {
+    let app = spawn_app_with(|settings| settings.limits.max_body_bytes = 4096).await;
+    let padding = "x".repeat(10_000);
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({"query": "{ me { id } }", "variables": {"padding": padding}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4096")
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_a_graphql_request_is_rejected() {
+    let app = spawn_app().await;
+    for body in ["not json", "[]", "{\"variables\": {}}"] {
+        let response = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error_code(&answer), "BAD_USER_INPUT");
+    }
+}
+
+#[tokio::test]
+async fn syntax_and_validation_errors_carry_a_code() {
+    let app = spawn_app().await;
+    for query in ["{ me { ", "{ noSuchField }", "{ project { id } }"] {
+        let body = app.graphql(None, query, json!({})).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
+    }
+}

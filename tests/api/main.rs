@@ -1,0 +1,10 @@
+//! The server driven over HTTP and websockets, as its clients drive it.
+//! Runs on SQLite, or on PostgreSQL when TEST_DATABASE_URL is set.
+
+mod auth;
+mod health;
+mod helpers;
+mod limits;
+mod projects;
+mod schema;
+mod subscriptions;
