@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::client_ip::{IpRetention, TrustedProxies};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -24,6 +26,20 @@ pub struct Settings {
     pub token_ttl: Duration,
     /// Whether the first start on an empty database creates an owner and a project.
     pub bootstrap_owner: bool,
+    pub geo: GeoSettings,
+    pub trusted_proxies: TrustedProxies,
+    pub ip_retention: IpRetention,
+}
+
+/// Where IP locations come from.
+#[derive(Clone, Debug)]
+pub struct GeoSettings {
+    /// A GeoIP2/GeoLite2 City or DB-IP City Lite `.mmdb` file; none: no locations.
+    pub database: Option<PathBuf>,
+    /// Languages for place names, most wanted first.
+    pub languages: Vec<String>,
+    /// How often the file is checked for a replacement.
+    pub reload_interval: Duration,
 }
 
 /// Bounds on what one request may cost.
@@ -81,6 +97,26 @@ impl Settings {
             )?,
         };
         let token_ttl_hours: u64 = parse_or(&var, "TOKEN_TTL_HOURS", 24 * 30)?;
+        let geo = GeoSettings {
+            database: var("GEOIP_DB").map(PathBuf::from),
+            languages: var("GEOIP_LANGUAGES")
+                .map(|list| {
+                    list.split(',')
+                        .map(|language| language.trim().to_owned())
+                        .filter(|language| !language.is_empty())
+                        .collect()
+                })
+                .unwrap_or_else(crate::geo::default_languages),
+            reload_interval: Duration::from_secs(parse_or(&var, "GEOIP_RELOAD_SECS", 60)?),
+        };
+        let trusted_proxies: TrustedProxies = var("TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .parse()
+            .context("TRUSTED_PROXIES must be a comma-separated list of IPs and CIDR networks")?;
+        let ip_retention: IpRetention = var("IP_RETENTION")
+            .unwrap_or_else(|| "full".into())
+            .parse()
+            .context("IP_RETENTION must be full, truncated or none")?;
 
         Ok(Settings {
             listen_addr,
@@ -91,6 +127,9 @@ impl Settings {
             limits,
             token_ttl: Duration::from_secs(token_ttl_hours * 3600),
             bootstrap_owner: true,
+            geo,
+            trusted_proxies,
+            ip_retention,
         })
     }
 }

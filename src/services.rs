@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
+use crate::geo::GeoLocator;
 use crate::pubsub::EventBus;
 
 #[derive(Clone)]
@@ -12,4 +13,5 @@ pub struct Services {
     pub db: DatabaseConnection,
     pub bus: Arc<dyn EventBus>,
     pub settings: Arc<Settings>,
+    pub geo: Arc<dyn GeoLocator>,
 }

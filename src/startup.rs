@@ -8,8 +8,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::bootstrap::{self, OwnerLogin};
-use crate::config::Settings;
+use crate::config::{GeoSettings, Settings};
 use crate::db;
+use crate::geo::{GeoLocator, MaxMindGeo, NoGeo};
 use crate::graphql::build_schema;
 use crate::http::{HttpState, router};
 use crate::pubsub::InProcessBus;
@@ -39,6 +40,7 @@ impl App {
             db,
             bus: Arc::new(InProcessBus::default()),
             settings: Arc::new(settings.clone()),
+            geo: open_geo(&settings.geo)?,
         };
         let schema = build_schema(services.clone(), &settings.limits);
         let router = router(HttpState {
@@ -86,6 +88,21 @@ impl App {
         .await
         .context("the HTTP server stopped with an error")
     }
+}
+
+/// The configured GeoIP database, watched for replacement; without one,
+/// contacts get no location.
+fn open_geo(settings: &GeoSettings) -> anyhow::Result<Arc<dyn GeoLocator>> {
+    let Some(path) = &settings.database else {
+        tracing::warn!("GEOIP_DB is not set: contacts will have no location");
+        return Ok(Arc::new(NoGeo));
+    };
+    let geo = Arc::new(
+        MaxMindGeo::open(path, settings.languages.clone())
+            .with_context(|| format!("cannot open the GeoIP database {}", path.display()))?,
+    );
+    geo.spawn_reload_watcher(settings.reload_interval);
+    Ok(geo)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

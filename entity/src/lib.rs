@@ -2,5 +2,7 @@
 
 pub mod access_token;
 pub mod agent;
+pub mod chat;
+pub mod contact;
 pub mod membership;
 pub mod project;

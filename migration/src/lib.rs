@@ -4,14 +4,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_agents_and_projects;
+mod m20261125_000002_create_contacts_and_chats;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261125_000001_create_agents_and_projects::Migration,
-        )]
+        vec![
+            Box::new(m20261125_000001_create_agents_and_projects::Migration),
+            Box::new(m20261125_000002_create_contacts_and_chats::Migration),
+        ]
     }
 }

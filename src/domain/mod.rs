@@ -3,6 +3,8 @@
 pub mod access;
 pub mod agents;
 pub mod auth;
+pub mod chats;
+pub mod contacts;
 pub mod email;
 pub mod events;
 pub mod ids;

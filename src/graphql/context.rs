@@ -16,6 +16,21 @@ pub struct Viewer {
     pub token: Option<String>,
 }
 
+/// Where an HTTP request came from, as far as the server can trust it.
+#[derive(Clone, Default)]
+pub struct RequestOrigin {
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+pub fn request_origin<'a>(ctx: &Context<'a>) -> &'a RequestOrigin {
+    static UNKNOWN: RequestOrigin = RequestOrigin {
+        ip: None,
+        user_agent: None,
+    };
+    ctx.data_opt::<RequestOrigin>().unwrap_or(&UNKNOWN)
+}
+
 pub fn services<'a>(ctx: &Context<'a>) -> &'a Services {
     ctx.data_unchecked::<Services>()
 }

@@ -1,8 +1,11 @@
 //! The GraphQL schema: one module per feature, merged into the roots here.
 
 pub mod auth;
+pub mod chats;
+pub mod contacts;
 pub mod context;
 pub mod errors;
+pub mod location;
 pub mod projects;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
@@ -11,10 +14,19 @@ use crate::config::Limits;
 use crate::services::Services;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(auth::AuthQuery, projects::ProjectQuery);
+pub struct QueryRoot(
+    auth::AuthQuery,
+    projects::ProjectQuery,
+    contacts::ContactQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(auth::AuthMutation, projects::ProjectMutation);
+pub struct MutationRoot(
+    auth::AuthMutation,
+    projects::ProjectMutation,
+    chats::ChatMutation,
+    contacts::ContactMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(projects::ProjectSubscription);

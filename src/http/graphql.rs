@@ -1,6 +1,7 @@
 //! `/graphql`: queries and mutations over POST, GraphiQL and websocket
 //! subscriptions over GET.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::Data;
@@ -8,7 +9,7 @@ use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use sea_orm::DatabaseConnection;
@@ -16,11 +17,12 @@ use serde_json::json;
 
 use super::HttpState;
 use crate::domain::auth;
-use crate::graphql::context::Viewer;
+use crate::graphql::context::{RequestOrigin, Viewer};
 use crate::graphql::errors::tag_request_errors;
 
 pub async fn execute(
     State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -52,7 +54,23 @@ pub async fn execute(
         },
         None => Viewer::default(),
     };
-    let response = state.schema.execute(request.data(viewer)).await;
+    let origin = RequestOrigin {
+        ip: Some(
+            state
+                .services
+                .settings
+                .trusted_proxies
+                .client_ip(peer.ip(), &headers),
+        ),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+    };
+    let response = state
+        .schema
+        .execute(request.data(viewer).data(origin))
+        .await;
     Json(tag_request_errors(response)).into_response()
 }
 

@@ -86,6 +86,8 @@ pub struct TestApp {
     pub owner_login: Option<contacts::bootstrap::OwnerLogin>,
     _database: TestDatabase,
     _data_dir: TempDir,
+    /// Folders of fixtures the app reads, removed with the app.
+    pub fixture_dirs: Vec<TempDir>,
 }
 
 /// An agent with a live token.
@@ -122,6 +124,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         owner_login,
         _database: database,
         _data_dir: data_dir,
+        fixture_dirs: Vec::new(),
     }
 }
 
@@ -132,12 +135,26 @@ impl TestApp {
 
     /// Runs one GraphQL operation and returns the whole response body.
     pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        self.graphql_with_headers(token, &[], query, variables)
+            .await
+    }
+
+    pub async fn graphql_with_headers(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        query: &str,
+        variables: Value,
+    ) -> Value {
         let mut request = self
             .client
             .post(format!("{}/graphql", self.address))
             .json(&json!({"query": query, "variables": variables}));
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.expect("request sent");
         response.json().await.expect("a JSON body")
@@ -203,6 +220,21 @@ impl TestApp {
             .await;
         assert_eq!(body["data"]["addMember"]["kind"], "ADDED", "{body}");
     }
+}
+
+/// A project's public widget key, read as its admin.
+pub async fn public_key(app: &TestApp, admin: &TestAgent, project_id: &str) -> String {
+    let body = app
+        .graphql(
+            Some(&admin.token),
+            "query($id: ID!) { project(id: $id) { publicKey } }",
+            json!({"id": project_id}),
+        )
+        .await;
+    body["data"]["project"]["publicKey"]
+        .as_str()
+        .expect("a key")
+        .to_owned()
 }
 
 /// The `extensions.code` of the first error, or a panic naming the body.

@@ -2,9 +2,14 @@
 //! Runs on SQLite, or on PostgreSQL when TEST_DATABASE_URL is set.
 
 mod auth;
+mod chats;
 mod health;
 mod helpers;
 mod limits;
 mod projects;
 mod schema;
 mod subscriptions;
+
+#[allow(dead_code)]
+#[path = "../support/geo_fixture.rs"]
+mod geo_fixture;

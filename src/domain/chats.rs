@@ -1,0 +1,254 @@
+//! Starting a chat: the visitor's contact is found or created, located from
+//! its IP address, and handed a visitor token.
+
+use std::net::IpAddr;
+
+use chrono::Utc;
+use entity::{chat, contact, project};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+
+use crate::client_ip::IpRetention;
+use crate::domain::contacts::{location_changes, set_location};
+use crate::domain::ids::{new_id, random_secret, secret_hash};
+use crate::error::{AppError, AppResult};
+use crate::geo::GeoLocator;
+
+const MAX_VISITOR_ID_LEN: usize = 128;
+const MAX_KEY_LEN: usize = 128;
+const MAX_USER_AGENT_LEN: usize = 512;
+
+/// What the widget (or a site's server) says when a chat starts.
+pub struct ChatStart {
+    pub project_key: String,
+    pub visitor_id: Option<String>,
+    pub user_agent: Option<String>,
+    /// The address the request came from, as the HTTP layer resolved it.
+    pub client_ip: Option<IpAddr>,
+    /// A site's server may name the visitor's address, proving itself with
+    /// the project's secret key.
+    pub forwarded_for: Option<ServerForwardedIp>,
+}
+
+pub struct ServerForwardedIp {
+    pub visitor_ip: String,
+    pub secret_key: String,
+}
+
+pub struct StartedChat {
+    pub chat: chat::Model,
+    pub contact: contact::Model,
+    /// Shown once; only its hash is stored.
+    pub visitor_token: String,
+    pub contact_created: bool,
+}
+
+/// Where the policy of the deployment comes in: how to locate and what to keep.
+pub struct ChatPolicy<'a> {
+    pub geo: &'a dyn GeoLocator,
+    pub ip_retention: IpRetention,
+}
+
+fn parse_visitor_id(raw: Option<&str>) -> AppResult<String> {
+    let Some(raw) = raw.map(str::trim).filter(|raw| !raw.is_empty()) else {
+        return Ok(random_secret("v"));
+    };
+    let valid = raw.len() <= MAX_VISITOR_ID_LEN
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    if valid {
+        Ok(raw.to_owned())
+    } else {
+        Err(AppError::bad_input(
+            "visitorId",
+            format!("must be 1 to {MAX_VISITOR_ID_LEN} letters, digits, '-', '_', '.' or ':'"),
+        ))
+    }
+}
+
+fn keys_match(given: &str, expected: &str) -> bool {
+    // Comparing hashes keeps the comparison time independent of where the
+    // strings first differ.
+    secret_hash(given) == secret_hash(expected)
+}
+
+fn clean_user_agent(raw: Option<String>) -> Option<String> {
+    raw.map(|agent| {
+        agent
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_USER_AGENT_LEN)
+            .collect::<String>()
+    })
+    .filter(|agent| !agent.is_empty())
+}
+
+pub async fn start_chat(
+    db: &DatabaseConnection,
+    policy: &ChatPolicy<'_>,
+    start: ChatStart,
+) -> AppResult<StartedChat> {
+    if start.project_key.len() > MAX_KEY_LEN {
+        return Err(AppError::NotFound("project"));
+    }
+    let visitor_id = parse_visitor_id(start.visitor_id.as_deref())?;
+    let project = project::Entity::find()
+        .filter(project::Column::PublicKey.eq(start.project_key.trim()))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("project"))?;
+
+    let ip = match &start.forwarded_for {
+        Some(forwarded) => {
+            if !keys_match(&forwarded.secret_key, &project.secret_key) {
+                return Err(AppError::Forbidden(
+                    "passing a visitor IP needs the project's secret key",
+                ));
+            }
+            let ip: IpAddr = forwarded
+                .visitor_ip
+                .trim()
+                .parse()
+                .map_err(|_| AppError::bad_input("visitorIp", "is not an IP address"))?;
+            Some(ip)
+        }
+        None => start.client_ip,
+    };
+    // Located from the full address, before retention truncates or drops it.
+    let location = ip.and_then(|ip| policy.geo.locate(ip));
+    let kept_ip = ip.and_then(|ip| policy.ip_retention.retain(ip));
+    let now = Utc::now();
+
+    let txn = db.begin().await?;
+    let fresh_id = new_id();
+    let mut fresh = contact::ActiveModel {
+        id: Set(fresh_id),
+        project_id: Set(project.id),
+        visitor_id: Set(visitor_id),
+        name: Set(None),
+        email: Set(None),
+        phone: Set(None),
+        company: Set(None),
+        custom_attributes: Set(serde_json::json!({})),
+        last_ip: Set(kept_ip.clone()),
+        location_corrected: Set(false),
+        first_seen_at: Set(now),
+        last_seen_at: Set(now),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    set_location(&mut fresh, location.as_ref());
+    // One statement decides between insert and update, so concurrent starts
+    // for one visitor cannot both insert.
+    let mut contact = contact::Entity::insert(fresh)
+        .on_conflict(
+            OnConflict::columns([contact::Column::ProjectId, contact::Column::VisitorId])
+                .update_columns([
+                    contact::Column::LastSeenAt,
+                    contact::Column::LastIp,
+                    contact::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_with_returning(&txn)
+        .await?;
+    let contact_created = contact.id == fresh_id;
+    if !contact_created
+        && let Some(location) = &location
+        && !contact.location_corrected
+        && location_changes(&contact, location)
+    {
+        let mut active: contact::ActiveModel = contact.into();
+        set_location(&mut active, Some(location));
+        contact = active.update(&txn).await?;
+    }
+
+    let visitor_token = random_secret("vt");
+    let chat = chat::ActiveModel {
+        id: Set(new_id()),
+        project_id: Set(project.id),
+        contact_id: Set(contact.id),
+        started_at: Set(now),
+        ip: Set(kept_ip),
+        user_agent: Set(clean_user_agent(start.user_agent)),
+        location: Set(location
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(AppError::internal)?),
+        visitor_token_hash: Set(secret_hash(&visitor_token)),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(StartedChat {
+        chat,
+        contact,
+        visitor_token,
+        contact_created,
+    })
+}
+
+/// The chat and contact a visitor token grants access to, if it is valid.
+pub async fn authenticate_visitor(
+    db: &DatabaseConnection,
+    token: &str,
+) -> AppResult<Option<(chat::Model, contact::Model)>> {
+    if !token.starts_with("vt_") || token.len() > MAX_KEY_LEN {
+        return Ok(None);
+    }
+    let Some(chat) = chat::Entity::find()
+        .filter(chat::Column::VisitorTokenHash.eq(secret_hash(token)))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let contact = contact::Entity::find_by_id(chat.contact_id).one(db).await?;
+    Ok(contact.map(|contact| (chat, contact)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visitor_ids_are_checked_or_generated() {
+        assert_eq!(
+            parse_visitor_id(Some(" abc-123_x.y:z ")).unwrap(),
+            "abc-123_x.y:z"
+        );
+        assert!(parse_visitor_id(None).unwrap().starts_with("v_"));
+        assert!(parse_visitor_id(Some("")).unwrap().starts_with("v_"));
+        for bad in ["has space", "semi;colon", "ünï", &"x".repeat(129)] {
+            assert_eq!(
+                parse_visitor_id(Some(bad)).unwrap_err().code(),
+                "BAD_USER_INPUT"
+            );
+        }
+    }
+
+    #[test]
+    fn user_agents_are_bounded_and_stripped_of_control_characters() {
+        assert_eq!(
+            clean_user_agent(Some("Mozilla\n/5.0".into())).as_deref(),
+            Some("Mozilla/5.0")
+        );
+        assert_eq!(
+            clean_user_agent(Some("x".repeat(2000))).unwrap().len(),
+            MAX_USER_AGENT_LEN
+        );
+        assert_eq!(clean_user_agent(Some("\u{7}".into())), None);
+    }
+
+    #[test]
+    fn keys_compare_by_value() {
+        assert!(keys_match("sk_abc", "sk_abc"));
+        assert!(!keys_match("sk_abd", "sk_abc"));
+    }
+}

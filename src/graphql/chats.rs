@@ -1,0 +1,141 @@
+//! Starting a chat from the widget, and chats as agents see them.
+
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{chat, contact};
+
+use crate::domain::chats::{self, ChatPolicy, ChatStart, ServerForwardedIp};
+use crate::error::AppError;
+use crate::graphql::context::{request_origin, services};
+use crate::graphql::location::LocationView;
+
+#[derive(InputObject)]
+pub struct StartChatInput {
+    /// The project's public widget key.
+    pub project_key: String,
+    /// The widget's id for this browser; a new one is made when absent.
+    pub visitor_id: Option<String>,
+    /// For a site's server starting a chat on a visitor's behalf: the
+    /// visitor's address, with `secretKey` proving the caller.
+    pub visitor_ip: Option<String>,
+    pub secret_key: Option<String>,
+}
+
+/// The visitor's own view of their contact.
+#[derive(SimpleObject)]
+pub struct VisitorContact {
+    pub visitor_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+}
+
+impl From<&contact::Model> for VisitorContact {
+    fn from(contact: &contact::Model) -> Self {
+        VisitorContact {
+            visitor_id: contact.visitor_id.clone(),
+            name: contact.name.clone(),
+            email: contact.email.clone(),
+            phone: contact.phone.clone(),
+            company: contact.company.clone(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct VisitorChat {
+    pub id: ID,
+    pub started_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct StartChatPayload {
+    pub chat: VisitorChat,
+    pub contact: VisitorContact,
+    /// Grants access to this visitor's own contact form and nothing else.
+    /// Shown once.
+    pub visitor_token: String,
+}
+
+/// A chat as the project's agents see it.
+pub struct Chat(pub chat::Model);
+
+#[Object]
+impl Chat {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn started_at(&self) -> DateTime<Utc> {
+        self.0.started_at
+    }
+
+    /// As kept by the deployment's IP retention: full, truncated or none.
+    async fn ip(&self) -> Option<&str> {
+        self.0.ip.as_deref()
+    }
+
+    async fn user_agent(&self) -> Option<&str> {
+        self.0.user_agent.as_deref()
+    }
+
+    /// Where the chat came from when it started.
+    async fn location(&self) -> Option<LocationView> {
+        let location = self.0.location.clone()?;
+        serde_json::from_value::<crate::geo::Location>(location)
+            .ok()
+            .map(LocationView::from)
+    }
+}
+
+#[derive(Default)]
+pub struct ChatMutation;
+
+#[Object]
+impl ChatMutation {
+    /// Called by the chat widget when a visitor starts a chat: finds or
+    /// creates the visitor's contact, locates it, and opens the chat.
+    async fn start_chat(
+        &self,
+        ctx: &Context<'_>,
+        input: StartChatInput,
+    ) -> Result<StartChatPayload> {
+        let services = services(ctx);
+        let origin = request_origin(ctx);
+        let forwarded_for = match (input.visitor_ip, input.secret_key) {
+            (Some(visitor_ip), Some(secret_key)) => Some(ServerForwardedIp {
+                visitor_ip,
+                secret_key,
+            }),
+            (Some(_), None) => {
+                return Err(AppError::bad_input("secretKey", "is required with visitorIp").into());
+            }
+            _ => None,
+        };
+        let policy = ChatPolicy {
+            geo: services.geo.as_ref(),
+            ip_retention: services.settings.ip_retention,
+        };
+        let started = chats::start_chat(
+            &services.db,
+            &policy,
+            ChatStart {
+                project_key: input.project_key,
+                visitor_id: input.visitor_id,
+                user_agent: origin.user_agent.clone(),
+                client_ip: origin.ip,
+                forwarded_for,
+            },
+        )
+        .await?;
+        Ok(StartChatPayload {
+            chat: VisitorChat {
+                id: ID(started.chat.id.to_string()),
+                started_at: started.chat.started_at,
+            },
+            contact: VisitorContact::from(&started.contact),
+            visitor_token: started.visitor_token,
+        })
+    }
+}
