@@ -35,6 +35,12 @@ pub struct Model {
     pub accuracy_radius_km: Option<i32>,
     /// Set once an agent corrected the location; lookups then leave it alone.
     pub location_corrected: bool,
+    /// The site's own id for a signed-in visitor, verified by HMAC.
+    pub external_id: Option<String>,
+    /// Where each contact field's value came from, e.g. `{"email": "FORM"}`;
+    /// the form never overwrites a value an agent entered.
+    #[sea_orm(column_type = "JsonBinary")]
+    pub field_sources: Json,
     pub first_seen_at: DateTimeUtc,
     pub last_seen_at: DateTimeUtc,
     pub created_at: DateTimeUtc,

@@ -4,5 +4,7 @@ pub mod access_token;
 pub mod agent;
 pub mod chat;
 pub mod contact;
+pub mod contact_event;
+pub mod form_question;
 pub mod membership;
 pub mod project;

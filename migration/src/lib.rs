@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_agents_and_projects;
 mod m20261125_000002_create_contacts_and_chats;
+mod m20261125_000003_create_forms_and_contact_history;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_agents_and_projects::Migration),
             Box::new(m20261125_000002_create_contacts_and_chats::Migration),
+            Box::new(m20261125_000003_create_forms_and_contact_history::Migration),
         ]
     }
 }

@@ -12,7 +12,8 @@ use sea_orm::{
 };
 
 use crate::client_ip::IpRetention;
-use crate::domain::contacts::{location_changes, set_location};
+use crate::domain::contacts::{location_changes, location_of, set_location};
+use crate::domain::history::{self, Actor, EventKind, FieldChange};
 use crate::domain::ids::{new_id, random_secret, secret_hash};
 use crate::error::{AppError, AppResult};
 use crate::geo::GeoLocator;
@@ -136,6 +137,8 @@ pub async fn start_chat(
         custom_attributes: Set(serde_json::json!({})),
         last_ip: Set(kept_ip.clone()),
         location_corrected: Set(false),
+        external_id: Set(None),
+        field_sources: Set(serde_json::json!({})),
         first_seen_at: Set(now),
         last_seen_at: Set(now),
         created_at: Set(now),
@@ -158,19 +161,36 @@ pub async fn start_chat(
         .exec_with_returning(&txn)
         .await?;
     let contact_created = contact.id == fresh_id;
-    if !contact_created
-        && let Some(location) = &location
+    let chat_id = new_id();
+    if contact_created {
+        let actor = Actor::Visitor { chat_id };
+        history::record(&txn, project.id, contact.id, actor, EventKind::Created, &[]).await?;
+    } else if let Some(location) = &location
         && !contact.location_corrected
         && location_changes(&contact, location)
     {
+        let change = FieldChange::new(
+            "location",
+            location_of(&contact).map(|old| serde_json::json!(old)),
+            Some(serde_json::json!(location)),
+        );
         let mut active: contact::ActiveModel = contact.into();
         set_location(&mut active, Some(location));
         contact = active.update(&txn).await?;
+        history::record(
+            &txn,
+            project.id,
+            contact.id,
+            Actor::System,
+            EventKind::LocationChange,
+            &[change],
+        )
+        .await?;
     }
 
     let visitor_token = random_secret("vt");
     let chat = chat::ActiveModel {
-        id: Set(new_id()),
+        id: Set(chat_id),
         project_id: Set(project.id),
         contact_id: Set(contact.id),
         started_at: Set(now),

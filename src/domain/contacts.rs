@@ -4,12 +4,13 @@
 use chrono::Utc;
 use entity::{chat, contact};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
 use crate::domain::access::{self, ProjectAccess, Role};
+use crate::domain::history::{self, Actor, EventKind, FieldChange};
 use crate::error::{AppError, AppResult};
 use crate::geo::Location;
 
@@ -151,16 +152,34 @@ pub fn parse_location(mut location: Location) -> AppResult<Location> {
 
 /// An agent's correction; later lookups leave the location alone.
 pub async fn correct_location(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
+    agent_id: Uuid,
     contact: contact::Model,
     location: Location,
 ) -> AppResult<contact::Model> {
     let location = parse_location(location)?;
+    let change = FieldChange::new(
+        "location",
+        location_of(&contact).map(|old| serde_json::json!(old)),
+        Some(serde_json::json!(location)),
+    );
+    let txn = db.begin().await?;
     let mut active: contact::ActiveModel = contact.into();
     set_location(&mut active, Some(&location));
     active.location_corrected = Set(true);
     active.updated_at = Set(Utc::now());
-    Ok(active.update(db).await?)
+    let contact = active.update(&txn).await?;
+    history::record(
+        &txn,
+        contact.project_id,
+        contact.id,
+        Actor::Agent { agent_id },
+        EventKind::LocationChange,
+        &[change],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(contact)
 }
 
 #[cfg(test)]

@@ -46,9 +46,26 @@ impl From<RoleName> for Role {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContactChangeKind {
+    Created,
+    Updated,
+    Merged,
+    Deleted,
+}
+
+/// A contact was created or changed; subscribers load its current state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactChanged {
+    pub project_id: Uuid,
+    pub contact_id: Uuid,
+    pub kind: ContactChangeKind,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     MembershipChanged(MembershipChanged),
+    ContactChanged(ContactChanged),
 }
 
 impl Event {
@@ -56,6 +73,7 @@ impl Event {
     pub fn project_id(&self) -> Uuid {
         match self {
             Event::MembershipChanged(change) => change.project_id,
+            Event::ContactChanged(change) => change.project_id,
         }
     }
 }

@@ -7,5 +7,7 @@ pub mod chats;
 pub mod contacts;
 pub mod email;
 pub mod events;
+pub mod fields;
+pub mod history;
 pub mod ids;
 pub mod projects;

@@ -127,7 +127,7 @@ impl ContactMutation {
         let (mut contact, _) =
             contacts::find_for_agent(db, agent.id, contact_id, Role::Agent).await?;
         if let Some(location) = input.location {
-            contact = contacts::correct_location(db, contact, location.into()).await?;
+            contact = contacts::correct_location(db, agent.id, contact, location.into()).await?;
         }
         Ok(Contact(contact))
     }
