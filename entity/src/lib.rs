@@ -8,3 +8,4 @@ pub mod contact_event;
 pub mod form_question;
 pub mod membership;
 pub mod project;
+pub mod visitor_alias;

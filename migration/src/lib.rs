@@ -6,6 +6,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_agents_and_projects;
 mod m20261125_000002_create_contacts_and_chats;
 mod m20261125_000003_create_forms_and_contact_history;
+mod m20261125_000004_contact_list_indexes;
+mod m20261125_000005_create_visitor_aliases;
 
 pub struct Migrator;
 
@@ -16,6 +18,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_agents_and_projects::Migration),
             Box::new(m20261125_000002_create_contacts_and_chats::Migration),
             Box::new(m20261125_000003_create_forms_and_contact_history::Migration),
+            Box::new(m20261125_000004_contact_list_indexes::Migration),
+            Box::new(m20261125_000005_create_visitor_aliases::Migration),
         ]
     }
 }

@@ -3,20 +3,22 @@
 
 use std::net::IpAddr;
 
-use chrono::Utc;
-use entity::{chat, contact, project};
+use chrono::{DateTime, Utc};
+use entity::{chat, contact, project, visitor_alias};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
 };
+use uuid::Uuid;
 
 use crate::client_ip::IpRetention;
 use crate::domain::contacts::{location_changes, location_of, set_location};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
 use crate::domain::ids::{new_id, random_secret, secret_hash};
 use crate::error::{AppError, AppResult};
-use crate::geo::GeoLocator;
+use crate::domain::identity;
+use crate::geo::{GeoLocator, Location};
 
 const MAX_VISITOR_ID_LEN: usize = 128;
 const MAX_KEY_LEN: usize = 128;
@@ -32,6 +34,8 @@ pub struct ChatStart {
     /// A site's server may name the visitor's address, proving itself with
     /// the project's secret key.
     pub forwarded_for: Option<ServerForwardedIp>,
+    /// The site's signed-in user, as the widget claims it.
+    pub identity: Option<identity::IdentityClaim>,
 }
 
 pub struct ServerForwardedIp {
@@ -102,6 +106,11 @@ pub async fn start_chat(
         .one(db)
         .await?
         .ok_or(AppError::NotFound("project"))?;
+    let identity = start
+        .identity
+        .map(|claim| identity::verify(claim, &project.secret_key))
+        .transpose()?
+        .flatten();
 
     let ip = match &start.forwarded_for {
         Some(forwarded) => {
@@ -122,50 +131,33 @@ pub async fn start_chat(
     // Located from the full address, before retention truncates or drops it.
     let location = ip.and_then(|ip| policy.geo.locate(ip));
     let kept_ip = ip.and_then(|ip| policy.ip_retention.retain(ip));
-    let now = Utc::now();
+    let seen = Sighting {
+        project_id: project.id,
+        at: Utc::now(),
+        ip: kept_ip.clone(),
+        location: location.clone(),
+    };
+    let chat_id = new_id();
+    let actor = Actor::Visitor { chat_id };
 
     let txn = db.begin().await?;
-    let fresh_id = new_id();
-    let mut fresh = contact::ActiveModel {
-        id: Set(fresh_id),
-        project_id: Set(project.id),
-        visitor_id: Set(visitor_id),
-        name: Set(None),
-        email: Set(None),
-        phone: Set(None),
-        company: Set(None),
-        custom_attributes: Set(serde_json::json!({})),
-        last_ip: Set(kept_ip.clone()),
-        location_corrected: Set(false),
-        external_id: Set(None),
-        field_sources: Set(serde_json::json!({})),
-        first_seen_at: Set(now),
-        last_seen_at: Set(now),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    };
-    set_location(&mut fresh, location.as_ref());
-    // One statement decides between insert and update, so concurrent starts
-    // for one visitor cannot both insert.
-    let mut contact = contact::Entity::insert(fresh)
-        .on_conflict(
-            OnConflict::columns([contact::Column::ProjectId, contact::Column::VisitorId])
-                .update_columns([
-                    contact::Column::LastSeenAt,
-                    contact::Column::LastIp,
-                    contact::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_with_returning(&txn)
+    let aliased = visitor_alias::Entity::find_by_id((project.id, visitor_id.clone()))
+        .one(&txn)
         .await?;
-    let contact_created = contact.id == fresh_id;
-    let chat_id = new_id();
+    let (mut contact, mut contact_created) = match aliased {
+        Some(alias) => (touch(&txn, alias.contact_id, &seen).await?, false),
+        None => upsert_by_visitor(&txn, &visitor_id, &seen).await?,
+    };
     if contact_created {
-        let actor = Actor::Visitor { chat_id };
         history::record(&txn, project.id, contact.id, actor, EventKind::Created, &[]).await?;
-    } else if let Some(location) = &location
+    }
+    if let Some(identity) = identity {
+        let identified = identity::apply(&txn, contact, identity, &seen, actor).await?;
+        contact = identified.contact;
+        contact_created |= identified.created;
+    }
+    if !contact_created
+        && let Some(location) = &location
         && !contact.location_corrected
         && location_changes(&contact, location)
     {
@@ -193,7 +185,7 @@ pub async fn start_chat(
         id: Set(chat_id),
         project_id: Set(project.id),
         contact_id: Set(contact.id),
-        started_at: Set(now),
+        started_at: Set(seen.at),
         ip: Set(kept_ip),
         user_agent: Set(clean_user_agent(start.user_agent)),
         location: Set(location
@@ -212,6 +204,81 @@ pub async fn start_chat(
         visitor_token,
         contact_created,
     })
+}
+
+/// When and from where a visitor was seen.
+pub struct Sighting {
+    pub project_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub location: Option<Location>,
+}
+
+/// A new contact for a visitor seen now.
+pub fn fresh_contact(id: Uuid, visitor_id: &str, seen: &Sighting) -> contact::ActiveModel {
+    let mut fresh = contact::ActiveModel {
+        id: Set(id),
+        project_id: Set(seen.project_id),
+        visitor_id: Set(visitor_id.to_owned()),
+        name: Set(None),
+        email: Set(None),
+        phone: Set(None),
+        company: Set(None),
+        custom_attributes: Set(serde_json::json!({})),
+        last_ip: Set(seen.ip.clone()),
+        location_corrected: Set(false),
+        external_id: Set(None),
+        field_sources: Set(serde_json::json!({})),
+        first_seen_at: Set(seen.at),
+        last_seen_at: Set(seen.at),
+        created_at: Set(seen.at),
+        updated_at: Set(seen.at),
+        ..Default::default()
+    };
+    set_location(&mut fresh, seen.location.as_ref());
+    fresh
+}
+
+/// Finds the visitor's contact or creates it. One statement decides between
+/// insert and update, so concurrent starts for one visitor cannot both insert.
+async fn upsert_by_visitor(
+    txn: &impl ConnectionTrait,
+    visitor_id: &str,
+    seen: &Sighting,
+) -> AppResult<(contact::Model, bool)> {
+    let fresh_id = new_id();
+    let fresh = fresh_contact(fresh_id, visitor_id, seen);
+    let contact = contact::Entity::insert(fresh)
+        .on_conflict(
+            OnConflict::columns([contact::Column::ProjectId, contact::Column::VisitorId])
+                .update_columns([
+                    contact::Column::LastSeenAt,
+                    contact::Column::LastIp,
+                    contact::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_with_returning(txn)
+        .await?;
+    let created = contact.id == fresh_id;
+    Ok((contact, created))
+}
+
+/// Marks a known contact as seen now.
+pub async fn touch(
+    txn: &impl ConnectionTrait,
+    contact_id: Uuid,
+    seen: &Sighting,
+) -> AppResult<contact::Model> {
+    let contact = contact::Entity::find_by_id(contact_id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("contact {contact_id} vanished")))?;
+    let mut active: contact::ActiveModel = contact.into();
+    active.last_seen_at = Set(seen.at);
+    active.last_ip = Set(seen.ip.clone());
+    active.updated_at = Set(seen.at);
+    Ok(active.update(txn).await?)
 }
 
 /// The chat and contact a visitor token grants access to, if it is valid.

@@ -1,15 +1,21 @@
-//! Contacts as agents see them: lookup behind the project check, and the
-//! location an agent may correct.
+//! Contacts as agents see them: lookup behind the project check, their
+//! chats and history in pages, and the edits and deletion agents make.
+
+use std::collections::HashMap;
 
 use chrono::Utc;
-use entity::{chat, contact};
+use entity::{chat, contact, contact_event};
+use sea_orm::sea_query::{Asterisk, Expr, Query, WindowStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    Order, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::access::{self, ProjectAccess, Role};
+use crate::domain::events::{ContactChangeKind, ContactChanged};
+use crate::domain::fields::{ContactField, FieldSource};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
 use crate::error::{AppError, AppResult};
 use crate::geo::Location;
@@ -35,7 +41,9 @@ pub async fn find_for_agent(
     Ok((contact, access))
 }
 
-const MAX_CHATS_PER_PAGE: u64 = 100;
+/// Largest page of a contact's chats or history.
+pub const MAX_NESTED_PAGE: u64 = 100;
+const MAX_CHATS_PER_PAGE: u64 = MAX_NESTED_PAGE;
 
 /// A contact's latest chats, newest first.
 pub async fn recent_chats(
@@ -49,6 +57,388 @@ pub async fn recent_chats(
         .limit(limit.min(MAX_CHATS_PER_PAGE))
         .all(db)
         .await?)
+}
+
+/// A page of a contact's chats, newest first, after the chat `after`.
+/// Returns the chats and whether more follow.
+pub async fn chats_page(
+    db: &impl ConnectionTrait,
+    contact_id: Uuid,
+    first: u64,
+    after: Uuid,
+) -> AppResult<(Vec<chat::Model>, bool)> {
+    // Scoped: its `min` and `max` would shadow those of integers.
+    use sea_orm::sea_query::ExprTrait;
+    let first = Ord::min(first, MAX_CHATS_PER_PAGE);
+    let after = chat::Entity::find_by_id(after)
+        .filter(chat::Column::ContactId.eq(contact_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::bad_input("after", "is not a chat of this contact"))?;
+    let mut chats = chat::Entity::find()
+        .filter(chat::Column::ContactId.eq(contact_id))
+        .filter(
+            Expr::tuple([
+                Expr::col((chat::Entity, chat::Column::StartedAt)),
+                Expr::col((chat::Entity, chat::Column::Id)),
+            ])
+            .lt(Expr::tuple([
+                Expr::val(after.started_at),
+                Expr::val(after.id),
+            ])),
+        )
+        .order_by_desc(chat::Column::StartedAt)
+        .order_by_desc(chat::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let has_next = chats.len() as u64 > first;
+    chats.truncate(first as usize);
+    Ok((chats, has_next))
+}
+
+/// The first `per_contact` rows of each contact, in one statement however
+/// many contacts are asked for (a window function numbers each contact's
+/// rows; SQLite has them since 3.25).
+async fn first_rows_per_contact<E>(
+    db: &impl ConnectionTrait,
+    contact_column: E::Column,
+    order: &[(E::Column, Order)],
+    contact_ids: &[Uuid],
+    per_contact: u64,
+) -> AppResult<Vec<E::Model>>
+where
+    E: EntityTrait,
+{
+    use sea_orm::sea_query::ExprTrait;
+    if contact_ids.is_empty() || per_contact == 0 {
+        return Ok(Vec::new());
+    }
+    let mut window = WindowStatement::partition_by(contact_column);
+    for (column, direction) in order {
+        window.order_by(*column, direction.clone());
+    }
+    let ranked = Query::select()
+        .column(Asterisk)
+        .expr_window_as(Expr::cust("ROW_NUMBER()"), window, "row_number")
+        .from(E::default())
+        .and_where(Expr::col(contact_column).is_in(contact_ids.iter().copied()))
+        .to_owned();
+    let mut outer = Query::select();
+    outer
+        .column(Asterisk)
+        .from_subquery(ranked, "ranked")
+        .and_where(Expr::col("row_number").lte(per_contact as i64))
+        .order_by(contact_column, Order::Asc);
+    for (column, direction) in order {
+        outer.order_by(*column, direction.clone());
+    }
+    let statement = db.get_database_backend().build(&outer);
+    Ok(E::find().from_raw_sql(statement).all(db).await?)
+}
+
+/// The latest `first` chats of each contact, newest first, and whether
+/// each has more.
+pub async fn first_chats_of_many(
+    db: &impl ConnectionTrait,
+    contact_ids: &[Uuid],
+    first: u64,
+) -> AppResult<HashMap<Uuid, (Vec<chat::Model>, bool)>> {
+    let first = first.min(MAX_CHATS_PER_PAGE);
+    let chats = first_rows_per_contact::<chat::Entity>(
+        db,
+        chat::Column::ContactId,
+        &[
+            (chat::Column::StartedAt, Order::Desc),
+            (chat::Column::Id, Order::Desc),
+        ],
+        contact_ids,
+        first + 1,
+    )
+    .await?;
+    Ok(group_pages(chats, |chat| chat.contact_id, contact_ids, first))
+}
+
+/// The first page (newest first) of each contact's history, and whether
+/// each has more.
+pub async fn first_history_of_many(
+    db: &impl ConnectionTrait,
+    contact_ids: &[Uuid],
+    first: u64,
+) -> AppResult<HashMap<Uuid, (Vec<contact_event::Model>, bool)>> {
+    let first = first.min(MAX_NESTED_PAGE);
+    let events = first_rows_per_contact::<contact_event::Entity>(
+        db,
+        contact_event::Column::ContactId,
+        // Ids are time-ordered: they order the history alone.
+        &[(contact_event::Column::Id, Order::Desc)],
+        contact_ids,
+        first + 1,
+    )
+    .await?;
+    Ok(group_pages(
+        events,
+        |event| event.contact_id,
+        contact_ids,
+        first,
+    ))
+}
+
+/// Groups rows by contact into pages of `first`, with whether more follow;
+/// every asked contact gets an entry, empty when it has no rows.
+fn group_pages<T>(
+    rows: Vec<T>,
+    contact_of: impl Fn(&T) -> Uuid,
+    contact_ids: &[Uuid],
+    first: u64,
+) -> HashMap<Uuid, (Vec<T>, bool)> {
+    let mut pages: HashMap<Uuid, (Vec<T>, bool)> = contact_ids
+        .iter()
+        .map(|id| (*id, (Vec::new(), false)))
+        .collect();
+    for row in rows {
+        let page = pages.entry(contact_of(&row)).or_default();
+        if page.0.len() as u64 >= first {
+            page.1 = true;
+        } else {
+            page.0.push(row);
+        }
+    }
+    pages
+}
+
+/// What an agent changes. `None` leaves a field as it is; `Some(None)`
+/// clears it.
+#[derive(Clone, Debug, Default)]
+pub struct ContactEdit {
+    pub name: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+    pub location: Option<Location>,
+}
+
+impl ContactEdit {
+    fn field(&self, field: ContactField) -> Option<Option<&str>> {
+        let value = match field {
+            ContactField::Name => &self.name,
+            ContactField::Email => &self.email,
+            ContactField::Phone => &self.phone,
+            ContactField::Company => &self.company,
+        };
+        value.as_ref().map(|value| value.as_deref())
+    }
+}
+
+fn field_value(contact: &contact::Model, field: ContactField) -> Option<&str> {
+    match field {
+        ContactField::Name => contact.name.as_deref(),
+        ContactField::Email => contact.email.as_deref(),
+        ContactField::Phone => contact.phone.as_deref(),
+        ContactField::Company => contact.company.as_deref(),
+    }
+}
+
+fn set_field(active: &mut contact::ActiveModel, field: ContactField, value: Option<String>) {
+    match field {
+        ContactField::Name => active.name = Set(value),
+        ContactField::Email => active.email = Set(value),
+        ContactField::Phone => active.phone = Set(value),
+        ContactField::Company => active.company = Set(value),
+    }
+}
+
+/// The result of an edit: the contact as stored, and whether anything
+/// changed (an edit that repeats the stored values records nothing).
+pub struct EditedContact {
+    pub contact: contact::Model,
+    pub change: Option<ContactChanged>,
+}
+
+/// An agent's edit of a contact's fields and location, validated as the
+/// form validates answers, recorded in the history with the agent as actor,
+/// all or nothing. Edited fields are marked as the agent's, so the form
+/// never overwrites them.
+pub async fn update_contact(
+    db: &DatabaseConnection,
+    access: &ProjectAccess,
+    contact_id: Uuid,
+    edit: ContactEdit,
+) -> AppResult<EditedContact> {
+    let location = edit.location.clone().map(parse_location).transpose()?;
+    let txn = db.begin().await?;
+    let mut lookup = contact::Entity::find_by_id(contact_id)
+        .filter(contact::Column::ProjectId.eq(access.project_id()));
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Two agents editing at once: the second waits and sees the first's
+        // field sources instead of overwriting them. SQLite has one writer.
+        lookup = lookup.lock_exclusive();
+    }
+    let contact = lookup
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("contact"))?;
+
+    // A national phone number is read in the country the contact is in
+    // after this edit.
+    let country = location
+        .as_ref()
+        .map_or(contact.country_code.as_deref(), |location| {
+            location.country_code.as_deref()
+        })
+        .map(str::to_owned);
+    let mut changes = Vec::new();
+    let mut values = Vec::new();
+    for field in ContactField::ALL {
+        let Some(raw) = edit.field(field) else {
+            continue;
+        };
+        let value = raw
+            .map(|raw| field.parse_value(raw, field.as_str(), country.as_deref()))
+            .transpose()?;
+        let old = field_value(&contact, field);
+        if value.as_deref() != old {
+            changes.push(FieldChange::new(
+                field.as_str(),
+                old.map(|old| Value::from(old.to_owned())),
+                value.clone().map(Value::from),
+            ));
+            values.push((field, value));
+        }
+    }
+    if let Some((_, Some(email))) = values
+        .iter()
+        .find(|(field, _)| *field == ContactField::Email)
+    {
+        let taken = contact::Entity::find()
+            .filter(contact::Column::ProjectId.eq(contact.project_id))
+            .filter(contact::Column::Email.eq(email.as_str()))
+            .filter(contact::Column::Id.ne(contact.id))
+            .one(&txn)
+            .await?
+            .is_some();
+        if taken {
+            return Err(AppError::bad_input(
+                "email",
+                "already belongs to another contact of this project",
+            ));
+        }
+    }
+    let location_change = location
+        .as_ref()
+        .filter(|location| location_changes(&contact, location))
+        .map(|location| {
+            FieldChange::new(
+                "location",
+                location_of(&contact).map(|old| serde_json::json!(old)),
+                Some(serde_json::json!(location)),
+            )
+        });
+    let corrects_location = location.is_some() && !contact.location_corrected;
+    if changes.is_empty() && location_change.is_none() && !corrects_location {
+        txn.commit().await?;
+        return Ok(EditedContact {
+            contact,
+            change: None,
+        });
+    }
+
+    let mut sources = contact.field_sources.clone();
+    let mut active: contact::ActiveModel = contact.into();
+    for (field, value) in values {
+        match value {
+            Some(_) => FieldSource::Agent.set(&mut sources, field.as_str()),
+            // A value the agent removed is a gap again, which the form may
+            // ask the visitor to fill.
+            None => {
+                if let Some(map) = sources.as_object_mut() {
+                    map.remove(field.as_str());
+                }
+            }
+        }
+        set_field(&mut active, field, value);
+    }
+    active.field_sources = Set(sources);
+    if let Some(location) = &location {
+        set_location(&mut active, Some(location));
+        active.location_corrected = Set(true);
+    }
+    active.updated_at = Set(Utc::now());
+    let contact = active.update(&txn).await?;
+    let actor = Actor::Agent {
+        agent_id: access.agent_id(),
+    };
+    if !changes.is_empty() {
+        history::record(
+            &txn,
+            contact.project_id,
+            contact.id,
+            actor,
+            EventKind::AgentEdit,
+            &changes,
+        )
+        .await?;
+    }
+    if let Some(change) = location_change {
+        history::record(
+            &txn,
+            contact.project_id,
+            contact.id,
+            actor,
+            EventKind::LocationChange,
+            &[change],
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    let change = ContactChanged {
+        project_id: contact.project_id,
+        contact_id: contact.id,
+        kind: ContactChangeKind::Updated,
+    };
+    Ok(EditedContact {
+        contact,
+        change: Some(change),
+    })
+}
+
+/// Deletes a contact and its chats, recording who did it. The history
+/// outlives the contact, as the record of what happened to it.
+pub async fn delete_contact(
+    db: &DatabaseConnection,
+    access: &ProjectAccess,
+    contact_id: Uuid,
+) -> AppResult<ContactChanged> {
+    let txn = db.begin().await?;
+    let contact = contact::Entity::find_by_id(contact_id)
+        .filter(contact::Column::ProjectId.eq(access.project_id()))
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("contact"))?;
+    // Explicit rather than left to ON DELETE CASCADE: SQLite enforces
+    // foreign keys only on connections that enabled them.
+    chat::Entity::delete_many()
+        .filter(chat::Column::ContactId.eq(contact.id))
+        .exec(&txn)
+        .await?;
+    contact::Entity::delete_by_id(contact.id).exec(&txn).await?;
+    history::record(
+        &txn,
+        contact.project_id,
+        contact.id,
+        Actor::Agent {
+            agent_id: access.agent_id(),
+        },
+        EventKind::Deleted,
+        &[],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(ContactChanged {
+        project_id: contact.project_id,
+        contact_id: contact.id,
+        kind: ContactChangeKind::Deleted,
+    })
 }
 
 /// The contact's location, or `None` when nothing is known.

@@ -44,6 +44,8 @@ pub enum EventKind {
     AgentEdit,
     Merge,
     LocationChange,
+    /// The site's verified identity filled fields.
+    Identified,
     Deleted,
 }
 
@@ -55,6 +57,7 @@ impl EventKind {
             EventKind::AgentEdit => "AGENT_EDIT",
             EventKind::Merge => "MERGE",
             EventKind::LocationChange => "LOCATION_CHANGE",
+            EventKind::Identified => "IDENTIFIED",
             EventKind::Deleted => "DELETED",
         }
     }

@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{chat, contact};
 
 use crate::domain::chats::{self, ChatPolicy, ChatStart, ServerForwardedIp};
+use crate::domain::events::{ContactChangeKind, ContactChanged, Event};
+use crate::domain::identity::IdentityClaim;
 use crate::error::AppError;
 use crate::graphql::context::{request_origin, services};
 use crate::graphql::location::LocationView;
@@ -19,6 +21,19 @@ pub struct StartChatInput {
     /// visitor's address, with `secretKey` proving the caller.
     pub visitor_ip: Option<String>,
     pub secret_key: Option<String>,
+    /// The site's signed-in user; ignored unless signed.
+    pub identity: Option<VisitorIdentityInput>,
+}
+
+/// A site's signed-in user. `signature` is the hex HMAC-SHA256 of
+/// `identifier` keyed by the project's secret key, computed by the site's
+/// server; with it the same contact is found from any device.
+#[derive(InputObject)]
+pub struct VisitorIdentityInput {
+    pub identifier: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub signature: Option<String>,
 }
 
 /// The visitor's own view of their contact.
@@ -126,9 +141,24 @@ impl ChatMutation {
                 user_agent: origin.user_agent.clone(),
                 client_ip: origin.ip,
                 forwarded_for,
+                identity: input.identity.map(|identity| IdentityClaim {
+                    identifier: identity.identifier,
+                    email: identity.email,
+                    name: identity.name,
+                    signature: identity.signature,
+                }),
             },
         )
         .await?;
+        services.bus.publish(Event::ContactChanged(ContactChanged {
+            project_id: started.contact.project_id,
+            contact_id: started.contact.id,
+            kind: if started.contact_created {
+                ContactChangeKind::Created
+            } else {
+                ContactChangeKind::Updated
+            },
+        }));
         Ok(StartChatPayload {
             chat: VisitorChat {
                 id: ID(started.chat.id.to_string()),

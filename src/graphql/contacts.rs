@@ -1,14 +1,25 @@
-//! Contacts as the agents of their project see and correct them.
+//! The contacts section: a project's contacts listed, searched, filtered,
+//! sorted and paged; one contact's detail; agents' edits and deletions.
 
-use async_graphql::{Context, ID, InputObject, Json, Object, Result};
+use async_graphql::connection::PageInfo;
+use async_graphql::{
+    Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
+};
 use chrono::{DateTime, Utc};
-use entity::contact;
+use entity::{contact, contact_event};
 
 use crate::domain::access::Role;
-use crate::domain::contacts::{self, location_of};
+use crate::domain::contact_list::{
+    ContactFilter, ContactList, ContactOrder, ContactPage, Direction, FilterInput, PageArgs,
+    PageRequest, SortField,
+};
+use crate::domain::contacts::{self, ContactEdit, MAX_NESTED_PAGE, location_of};
+use crate::domain::events::Event;
+use crate::domain::history;
 use crate::domain::ids::parse_id;
 use crate::graphql::chats::Chat;
-use crate::graphql::context::{require_agent, services};
+use crate::graphql::context::{project_access, require_agent, services};
+use crate::graphql::loaders::{FirstOf, Loaders};
 use crate::graphql::location::{LocationInput, LocationView};
 
 pub struct Contact(pub contact::Model);
@@ -78,21 +89,259 @@ impl Contact {
         self.0.updated_at
     }
 
-    /// The contact's chats, newest first.
+    /// The contact's chats, newest first. For the next page, pass the id
+    /// of the last chat received as `after`.
     async fn chats(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20, validator(minimum = 1, maximum = 100))] first: u64,
+        after: Option<ID>,
     ) -> Result<Vec<Chat>> {
-        let chats = contacts::recent_chats(&services(ctx).db, self.0.id, first).await?;
+        let (chats, _) = match after {
+            None => first_chats(ctx, self.0.id, first).await?,
+            Some(after) => {
+                let after = parse_id(&after, "after")?;
+                contacts::chats_page(&services(ctx).db, self.0.id, first, after).await?
+            }
+        };
         Ok(chats.into_iter().map(Chat).collect())
+    }
+
+    /// The chat the contact started last.
+    async fn latest_chat(&self, ctx: &Context<'_>) -> Result<Option<Chat>> {
+        let (chats, _) = first_chats(ctx, self.0.id, 1).await?;
+        Ok(chats.into_iter().next().map(Chat))
+    }
+
+    /// Every recorded change to the contact, newest first.
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 1, maximum = 100))] first: u64,
+        after: Option<ID>,
+    ) -> Result<ContactHistory> {
+        let (events, has_next_page) = match after {
+            None => {
+                let key = FirstOf {
+                    contact_id: self.0.id,
+                    first,
+                };
+                ctx.data::<Loaders>()?
+                    .history
+                    .load_one(key)
+                    .await?
+                    .unwrap_or_default()
+            }
+            Some(after) => {
+                let after = parse_id(&after, "after")?;
+                let first = first.min(MAX_NESTED_PAGE);
+                history::page(&services(ctx).db, self.0.id, first, Some(after)).await?
+            }
+        };
+        Ok(ContactHistory {
+            end_cursor: events.last().map(|event| ID(event.id.to_string())),
+            events: events.into_iter().map(ContactEvent::from).collect(),
+            has_next_page,
+        })
     }
 }
 
+async fn first_chats(
+    ctx: &Context<'_>,
+    contact_id: uuid::Uuid,
+    first: u64,
+) -> Result<(Vec<entity::chat::Model>, bool)> {
+    let key = FirstOf { contact_id, first };
+    Ok(ctx
+        .data::<Loaders>()?
+        .chats
+        .load_one(key)
+        .await?
+        .unwrap_or_default())
+}
+
+/// A page of a contact's history.
+#[derive(SimpleObject)]
+pub struct ContactHistory {
+    pub events: Vec<ContactEvent>,
+    pub has_next_page: bool,
+    /// Pass as `after` for the next page.
+    pub end_cursor: Option<ID>,
+}
+
+/// One recorded change: who or what made it, when, and the field's old and
+/// new value (none for a creation or deletion).
+#[derive(SimpleObject)]
+pub struct ContactEvent {
+    pub id: ID,
+    /// CREATED, FORM_SYNC, AGENT_EDIT, MERGE, LOCATION_CHANGE, DELETED, ...
+    pub kind: String,
+    /// VISITOR, AGENT or SYSTEM.
+    pub actor_type: String,
+    /// The agent, or the chat of the visitor, that made the change.
+    pub actor_id: Option<ID>,
+    pub field: Option<String>,
+    pub old_value: Option<Json<serde_json::Value>>,
+    pub new_value: Option<Json<serde_json::Value>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<contact_event::Model> for ContactEvent {
+    fn from(event: contact_event::Model) -> Self {
+        ContactEvent {
+            id: ID(event.id.to_string()),
+            kind: event.kind,
+            actor_type: event.actor_type,
+            actor_id: event.actor_id.map(|id| ID(id.to_string())),
+            field: event.field,
+            old_value: event.old_value.map(Json),
+            new_value: event.new_value.map(Json),
+            created_at: event.created_at,
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ContactOrderField {
+    CreatedAt,
+    LastSeenAt,
+    /// Contacts without a name come last, whichever the direction.
+    Name,
+    /// Contacts without an email come last, whichever the direction.
+    Email,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum OrderDirection {
+    Asc,
+    Desc,
+}
+
+/// How the list is sorted; the newest contacts first unless said otherwise.
 #[derive(InputObject)]
-pub struct UpdateContactInput {
-    /// A corrected location; later IP lookups will not overwrite it.
-    pub location: Option<LocationInput>,
+pub struct ContactOrderInput {
+    #[graphql(default_with = "ContactOrderField::CreatedAt")]
+    pub field: ContactOrderField,
+    #[graphql(default_with = "OrderDirection::Desc")]
+    pub direction: OrderDirection,
+}
+
+impl From<ContactOrderInput> for ContactOrder {
+    fn from(input: ContactOrderInput) -> Self {
+        ContactOrder {
+            field: match input.field {
+                ContactOrderField::CreatedAt => SortField::CreatedAt,
+                ContactOrderField::LastSeenAt => SortField::LastSeenAt,
+                ContactOrderField::Name => SortField::Name,
+                ContactOrderField::Email => SortField::Email,
+            },
+            direction: match input.direction {
+                OrderDirection::Asc => Direction::Asc,
+                OrderDirection::Desc => Direction::Desc,
+            },
+        }
+    }
+}
+
+/// Which contacts to list; every given condition must hold.
+#[derive(InputObject, Default)]
+pub struct ContactFilterInput {
+    /// Part of the name, email or phone, in any case.
+    pub search: Option<String>,
+    /// Created at or after this instant.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before this instant.
+    pub created_to: Option<DateTime<Utc>>,
+    /// ISO 3166-1 alpha-2, e.g. ES.
+    pub country_code: Option<String>,
+    /// The state's name or code, e.g. Andalusia or AN.
+    pub state: Option<String>,
+    pub has_email: Option<bool>,
+    pub has_phone: Option<bool>,
+}
+
+impl From<ContactFilterInput> for FilterInput {
+    fn from(input: ContactFilterInput) -> Self {
+        FilterInput {
+            search: input.search,
+            created_from: input.created_from,
+            created_to: input.created_to,
+            country_code: input.country_code,
+            state: input.state,
+            has_email: input.has_email,
+            has_phone: input.has_phone,
+        }
+    }
+}
+
+/// A page of a project's contacts (a Relay connection).
+pub struct ContactConnection {
+    list: ContactList,
+    request: PageRequest,
+    page: ContactPage,
+}
+
+#[derive(SimpleObject)]
+pub struct ContactEdge {
+    /// Pass as `after` (or `before`) to continue from this contact.
+    pub cursor: String,
+    pub node: Contact,
+}
+
+#[Object]
+impl ContactConnection {
+    async fn edges(&self) -> Vec<ContactEdge> {
+        self.page
+            .contacts
+            .iter()
+            .map(|(contact, cursor)| ContactEdge {
+                cursor: cursor.encode(),
+                node: Contact(contact.clone()),
+            })
+            .collect()
+    }
+
+    /// The contacts of the page, without cursors.
+    async fn nodes(&self) -> Vec<Contact> {
+        self.page
+            .contacts
+            .iter()
+            .map(|(contact, _)| Contact(contact.clone()))
+            .collect()
+    }
+
+    async fn page_info(&self, ctx: &Context<'_>) -> Result<PageInfo> {
+        // The page tells what lies ahead of it; what lies behind costs one
+        // more (indexed) statement, spent only when asked for.
+        let wanted = match self.request {
+            PageRequest::Forward { .. } => "hasPreviousPage",
+            PageRequest::Backward { .. } => "hasNextPage",
+        };
+        let behind = if ctx.look_ahead().field(wanted).exists() {
+            self.list
+                .has_more_behind(&services(ctx).db, &self.request)
+                .await?
+        } else {
+            false
+        };
+        let cursor_at = |index: Option<usize>| {
+            index
+                .and_then(|index| self.page.contacts.get(index))
+                .map(|(_, cursor)| cursor.encode())
+        };
+        Ok(PageInfo {
+            has_previous_page: self.page.has_previous_page || behind,
+            has_next_page: self.page.has_next_page || behind,
+            start_cursor: cursor_at(Some(0)),
+            end_cursor: cursor_at(self.page.contacts.len().checked_sub(1)),
+        })
+    }
+
+    /// How many contacts match the filter, over all pages. Counting costs
+    /// a statement of its own, run only when this field is asked for.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(self.list.count(&services(ctx).db).await?)
+    }
 }
 
 #[derive(Default)]
@@ -100,6 +349,39 @@ pub struct ContactQuery;
 
 #[Object]
 impl ContactQuery {
+    /// The contacts of a project the caller is a member of. Page forwards
+    /// with `first`/`after` or backwards with `last`/`before` (at most 100).
+    #[allow(clippy::too_many_arguments)]
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ContactFilterInput>,
+        order_by: Option<ContactOrderInput>,
+    ) -> Result<ContactConnection> {
+        let access = project_access(ctx, &project_id, Role::Agent).await?;
+        let order = order_by.map(ContactOrder::from).unwrap_or_default();
+        let args = PageArgs {
+            first,
+            after: after.as_deref(),
+            last,
+            before: before.as_deref(),
+        };
+        let request = PageRequest::parse(args, order)?;
+        let filter = ContactFilter::parse(filter.unwrap_or_default().into())?;
+        let list = ContactList::new(&access, filter, order);
+        let page = list.page(&services(ctx).db, &request).await?;
+        Ok(ContactConnection {
+            list,
+            request,
+            page,
+        })
+    }
+
     /// One contact of a project the caller is a member of.
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
         let agent = require_agent(ctx)?;
@@ -110,11 +392,52 @@ impl ContactQuery {
     }
 }
 
+/// An agent's changes to a contact. A field left out stays as it is; a
+/// field set to null is cleared.
+#[derive(InputObject)]
+pub struct UpdateContactInput {
+    pub name: MaybeUndefined<String>,
+    /// Stored lower-cased; must not belong to another contact of the project.
+    pub email: MaybeUndefined<String>,
+    /// Stored in E.164; a national number is read in the contact's country.
+    pub phone: MaybeUndefined<String>,
+    pub company: MaybeUndefined<String>,
+    /// A corrected location; later IP lookups will not overwrite it.
+    pub location: Option<LocationInput>,
+}
+
+fn edit_of(value: MaybeUndefined<String>) -> Option<Option<String>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(value) => Some(Some(value)),
+    }
+}
+
+impl From<UpdateContactInput> for ContactEdit {
+    fn from(input: UpdateContactInput) -> Self {
+        ContactEdit {
+            name: edit_of(input.name),
+            email: edit_of(input.email),
+            phone: edit_of(input.phone),
+            company: edit_of(input.company),
+            location: input.location.map(Into::into),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteContactPayload {
+    pub deleted_contact_id: ID,
+    pub project_id: ID,
+}
+
 #[derive(Default)]
 pub struct ContactMutation;
 
 #[Object]
 impl ContactMutation {
+    /// Changes a contact's fields or location; recorded in its history.
     async fn update_contact(
         &self,
         ctx: &Context<'_>,
@@ -122,13 +445,31 @@ impl ContactMutation {
         input: UpdateContactInput,
     ) -> Result<Contact> {
         let agent = require_agent(ctx)?;
-        let db = &services(ctx).db;
+        let services = services(ctx);
         let contact_id = parse_id(&id, "id")?;
-        let (mut contact, _) =
-            contacts::find_for_agent(db, agent.id, contact_id, Role::Agent).await?;
-        if let Some(location) = input.location {
-            contact = contacts::correct_location(db, agent.id, contact, location.into()).await?;
+        let (_, access) =
+            contacts::find_for_agent(&services.db, agent.id, contact_id, Role::Agent).await?;
+        let edited =
+            contacts::update_contact(&services.db, &access, contact_id, input.into()).await?;
+        if let Some(change) = edited.change {
+            services.bus.publish(Event::ContactChanged(change));
         }
-        Ok(Contact(contact))
+        Ok(Contact(edited.contact))
+    }
+
+    /// Deletes a contact and its chats; the deletion is recorded.
+    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteContactPayload> {
+        let agent = require_agent(ctx)?;
+        let services = services(ctx);
+        let contact_id = parse_id(&id, "id")?;
+        let (_, access) =
+            contacts::find_for_agent(&services.db, agent.id, contact_id, Role::Agent).await?;
+        let change = contacts::delete_contact(&services.db, &access, contact_id).await?;
+        let payload = DeleteContactPayload {
+            deleted_contact_id: ID(change.contact_id.to_string()),
+            project_id: ID(change.project_id.to_string()),
+        };
+        services.bus.publish(Event::ContactChanged(change));
+        Ok(payload)
     }
 }

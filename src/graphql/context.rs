@@ -14,6 +14,15 @@ pub struct Viewer {
     pub agent: Option<agent::Model>,
     /// The bearer token as presented, so that `logout` can revoke it.
     pub token: Option<String>,
+    /// A visitor, identified by the token `startChat` handed out.
+    pub visitor: Option<VisitorSession>,
+}
+
+/// What a visitor token grants: this chat's contact form, nothing else.
+#[derive(Clone, Copy, Debug)]
+pub struct VisitorSession {
+    pub chat_id: uuid::Uuid,
+    pub project_id: uuid::Uuid,
 }
 
 /// Where an HTTP request came from, as far as the server can trust it.
@@ -39,6 +48,7 @@ pub fn viewer<'a>(ctx: &Context<'a>) -> &'a Viewer {
     static ANONYMOUS: Viewer = Viewer {
         agent: None,
         token: None,
+        visitor: None,
     };
     ctx.data_opt::<Viewer>().unwrap_or(&ANONYMOUS)
 }
@@ -48,6 +58,12 @@ pub fn require_agent<'a>(ctx: &Context<'a>) -> AppResult<&'a agent::Model> {
         .agent
         .as_ref()
         .ok_or(AppError::Unauthenticated("log in as an agent first"))
+}
+
+pub fn require_visitor(ctx: &Context<'_>) -> AppResult<VisitorSession> {
+    viewer(ctx)
+        .visitor
+        .ok_or(AppError::Unauthenticated("send the visitor token from startChat"))
 }
 
 /// The gate of every project-scoped resolver: the caller must be an agent

@@ -2,9 +2,12 @@
 
 pub mod auth;
 pub mod chats;
+pub mod contact_updates;
 pub mod contacts;
 pub mod context;
 pub mod errors;
+pub mod forms;
+pub mod loaders;
 pub mod location;
 pub mod projects;
 
@@ -18,6 +21,7 @@ pub struct QueryRoot(
     auth::AuthQuery,
     projects::ProjectQuery,
     contacts::ContactQuery,
+    forms::FormQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -26,10 +30,14 @@ pub struct MutationRoot(
     projects::ProjectMutation,
     chats::ChatMutation,
     contacts::ContactMutation,
+    forms::FormMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(projects::ProjectSubscription);
+pub struct SubscriptionRoot(
+    projects::ProjectSubscription,
+    contact_updates::ContactSubscription,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -39,6 +47,7 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
         MutationRoot::default(),
         SubscriptionRoot::default(),
     )
+    .data(loaders::Loaders::new(services.db.clone()))
     .data(services)
     .limit_depth(limits.max_query_depth)
     .limit_complexity(limits.max_query_complexity)

@@ -16,8 +16,8 @@ use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use super::HttpState;
-use crate::domain::auth;
-use crate::graphql::context::{RequestOrigin, Viewer};
+use crate::domain::{auth, chats};
+use crate::graphql::context::{RequestOrigin, Viewer, VisitorSession};
 use crate::graphql::errors::tag_request_errors;
 
 pub async fn execute(
@@ -137,6 +137,7 @@ async fn authenticate_connection(
     data.insert(Viewer {
         agent: Some(agent),
         token: Some(token),
+        visitor: None,
     });
     Ok(data)
 }
@@ -150,14 +151,27 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// An unknown or revoked token makes the caller anonymous: public
+/// Agent tokens and visitor tokens (`vt_`) share the header. An unknown or
+/// revoked token makes the caller anonymous: public
 /// operations still work, the rest answer UNAUTHENTICATED.
 async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> Result<Viewer, Response> {
-    match auth::authenticate(db, token).await {
-        Ok(agent) => Ok(Viewer {
+    let looked_up = if token.starts_with("vt_") {
+        chats::authenticate_visitor(db, token).await.map(|found| Viewer {
+            visitor: found.map(|(chat, _)| VisitorSession {
+                chat_id: chat.id,
+                project_id: chat.project_id,
+            }),
+            ..Viewer::default()
+        })
+    } else {
+        auth::authenticate(db, token).await.map(|agent| Viewer {
             agent,
             token: Some(token.to_owned()),
-        }),
+            visitor: None,
+        })
+    };
+    match looked_up {
+        Ok(viewer) => Ok(viewer),
         Err(error) => {
             tracing::error!(?error, "cannot check a bearer token");
             Err((

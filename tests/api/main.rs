@@ -3,6 +3,7 @@
 
 mod auth;
 mod chats;
+mod forms;
 mod health;
 mod helpers;
 mod limits;

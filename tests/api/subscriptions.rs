@@ -174,3 +174,78 @@ async fn a_subscription_to_a_foreign_project_is_not_found() {
     );
     assert_eq!(next(&mut socket).await.unwrap()["type"], "complete");
 }
+
+#[tokio::test]
+async fn members_see_contacts_created_and_updated_by_the_form() {
+    let app = spawn_app().await;
+    let admin = app.agent("admin").await;
+    let project_id = app.project(&admin, "Shop").await;
+    let key = crate::helpers::public_key(&app, &admin, &project_id).await;
+    app.graphql(
+        Some(&admin.token),
+        "mutation($p: ID!) { createFormQuestion(projectId: $p, input: {key: \"email\", label: \"Email\", kind: EMAIL, target: {field: EMAIL}}) { id } }",
+        json!({"p": project_id}),
+    )
+    .await;
+
+    let mut socket = connect(&app, MODERN).await;
+    send(&mut socket, json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", admin.token)}})).await;
+    assert_eq!(next(&mut socket).await.unwrap()["type"], "connection_ack");
+    send(
+        &mut socket,
+        json!({"id": "c", "type": "subscribe", "payload": {
+            "query": "subscription($p: ID!) { contactUpdated(projectId: $p) { kind contactId contact { visitorId email } } }",
+            "variables": {"p": project_id},
+        }}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = app
+        .graphql(None, "mutation($i: StartChatInput!) { startChat(input: $i) { visitorToken } }", json!({"i": {"projectKey": key, "visitorId": "watched"}}))
+        .await;
+    let created = next(&mut socket).await.unwrap();
+    assert_eq!(created["payload"]["data"]["contactUpdated"]["kind"], "CREATED", "{created}");
+    assert_eq!(created["payload"]["data"]["contactUpdated"]["contact"]["visitorId"], "watched");
+
+    let token = started["data"]["startChat"]["visitorToken"].as_str().unwrap();
+    app.graphql(Some(token), "mutation { submitContactForm(answers: [{key: \"email\", value: \"w@example.com\"}]) { complete } }", json!({}))
+        .await;
+    let updated = next(&mut socket).await.unwrap();
+    let update = &updated["payload"]["data"]["contactUpdated"];
+    assert_eq!(update["kind"], "UPDATED", "{updated}");
+    assert_eq!(update["contact"]["email"], "w@example.com");
+}
+
+#[tokio::test]
+async fn a_removed_member_stops_receiving_contact_updates() {
+    let app = spawn_app().await;
+    let admin = app.agent("admin").await;
+    let agent = app.agent("agent").await;
+    let project_id = app.project(&admin, "Shop").await;
+    app.add_member(&admin, &project_id, &agent, "AGENT").await;
+    let key = crate::helpers::public_key(&app, &admin, &project_id).await;
+
+    let mut socket = connect(&app, MODERN).await;
+    send(&mut socket, json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", agent.token)}})).await;
+    assert_eq!(next(&mut socket).await.unwrap()["type"], "connection_ack");
+    send(
+        &mut socket,
+        json!({"id": "c", "type": "subscribe", "payload": {
+            "query": "subscription($p: ID!) { contactUpdated(projectId: $p) { kind contactId } }",
+            "variables": {"p": project_id},
+        }}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.graphql(
+        Some(&admin.token),
+        "mutation($p: ID!, $a: ID!) { removeMember(projectId: $p, agentId: $a) { kind } }",
+        json!({"p": project_id, "a": agent.id}),
+    )
+    .await;
+    app.graphql(None, "mutation($i: StartChatInput!) { startChat(input: $i) { visitorToken } }", json!({"i": {"projectKey": key, "visitorId": "after-removal"}}))
+        .await;
+    let message = next(&mut socket).await.unwrap();
+    assert_eq!(message["type"], "complete", "{message}");
+}

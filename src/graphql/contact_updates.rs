@@ -1,0 +1,76 @@
+//! `contactUpdated`: contacts of a project created, changed, merged or
+//! deleted, pushed to the project's members.
+
+use async_graphql::{Context, Enum, ID, Result, SimpleObject, Subscription};
+use futures_util::{Stream, StreamExt};
+
+use crate::domain::access::Role;
+use crate::domain::contact_updates;
+use crate::domain::events::{ContactChangeKind, Event};
+use crate::graphql::contacts::Contact;
+use crate::graphql::context::{project_access, services};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ContactUpdateKind {
+    Created,
+    Updated,
+    /// Another contact was merged into this one.
+    Merged,
+    /// Deleted, or merged into another contact.
+    Deleted,
+}
+
+#[derive(SimpleObject)]
+pub struct ContactUpdate {
+    pub kind: ContactUpdateKind,
+    pub contact_id: ID,
+    /// The contact as it is now; null once it is gone.
+    pub contact: Option<Contact>,
+}
+
+#[derive(Default)]
+pub struct ContactSubscription;
+
+#[Subscription]
+impl ContactSubscription {
+    /// Changes to the contacts of a project. Members only; the stream ends
+    /// when the subscriber leaves the project.
+    async fn contact_updated(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+    ) -> Result<impl Stream<Item = ContactUpdate> + use<>> {
+        let access = project_access(ctx, &project_id, Role::Agent).await?;
+        let project_id = access.project_id();
+        let subscriber = access.agent_id();
+        let db = services(ctx).db.clone();
+        let changes = services(ctx).bus.subscribe().filter_map(move |event| async move {
+            match event {
+                Event::ContactChanged(change) if change.project_id == project_id => Some(change),
+                _ => None,
+            }
+        });
+        Ok(changes
+            .then(move |change| {
+                let db = db.clone();
+                async move {
+                    let state = contact_updates::current_state(&db, subscriber, &change).await;
+                    (change, state)
+                }
+            })
+            .take_while(|(_, state)| std::future::ready(state.is_ok()))
+            .filter_map(|(change, state)| async move {
+                let contact = state.ok()?;
+                Some(ContactUpdate {
+                    kind: match change.kind {
+                        ContactChangeKind::Created => ContactUpdateKind::Created,
+                        ContactChangeKind::Updated => ContactUpdateKind::Updated,
+                        ContactChangeKind::Merged => ContactUpdateKind::Merged,
+                        ContactChangeKind::Deleted => ContactUpdateKind::Deleted,
+                    },
+                    contact_id: ID(change.contact_id.to_string()),
+                    contact: contact.map(Contact),
+                })
+            }))
+    }
+}

@@ -1,0 +1,345 @@
+//! The contact form: admins configure its questions; a visitor, with the
+//! token from startChat, reads what is still to answer and submits answers.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, OneofObject, Result, SimpleObject};
+use entity::form_question;
+
+use crate::domain::access::Role;
+use crate::domain::events::{ContactChangeKind, ContactChanged, Event};
+use crate::domain::fields::ContactField;
+use crate::domain::form_sync::{self, Answer};
+use crate::domain::forms::{self, QuestionChanges, QuestionKind, QuestionSpec, Target};
+use crate::domain::ids::parse_id;
+use crate::graphql::chats::VisitorContact;
+use crate::graphql::context::{project_access, require_agent, require_visitor, services};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "QuestionKind")]
+pub enum QuestionKindView {
+    Text,
+    Email,
+    Phone,
+    Number,
+    Select,
+    Checkbox,
+}
+
+impl From<QuestionKindView> for QuestionKind {
+    fn from(kind: QuestionKindView) -> Self {
+        match kind {
+            QuestionKindView::Text => QuestionKind::Text,
+            QuestionKindView::Email => QuestionKind::Email,
+            QuestionKindView::Phone => QuestionKind::Phone,
+            QuestionKindView::Number => QuestionKind::Number,
+            QuestionKindView::Select => QuestionKind::Select,
+            QuestionKindView::Checkbox => QuestionKind::Checkbox,
+        }
+    }
+}
+
+impl From<QuestionKind> for QuestionKindView {
+    fn from(kind: QuestionKind) -> Self {
+        match kind {
+            QuestionKind::Text => QuestionKindView::Text,
+            QuestionKind::Email => QuestionKindView::Email,
+            QuestionKind::Phone => QuestionKindView::Phone,
+            QuestionKind::Number => QuestionKindView::Number,
+            QuestionKind::Select => QuestionKindView::Select,
+            QuestionKind::Checkbox => QuestionKindView::Checkbox,
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "ContactFieldName")]
+pub enum ContactFieldView {
+    Name,
+    Email,
+    Phone,
+    Company,
+}
+
+impl From<ContactFieldView> for ContactField {
+    fn from(field: ContactFieldView) -> Self {
+        match field {
+            ContactFieldView::Name => ContactField::Name,
+            ContactFieldView::Email => ContactField::Email,
+            ContactFieldView::Phone => ContactField::Phone,
+            ContactFieldView::Company => ContactField::Company,
+        }
+    }
+}
+
+impl From<ContactField> for ContactFieldView {
+    fn from(field: ContactField) -> Self {
+        match field {
+            ContactField::Name => ContactFieldView::Name,
+            ContactField::Email => ContactFieldView::Email,
+            ContactField::Phone => ContactFieldView::Phone,
+            ContactField::Company => ContactFieldView::Company,
+        }
+    }
+}
+
+/// A question as the project's members see it.
+#[derive(SimpleObject)]
+pub struct FormQuestion {
+    pub id: ID,
+    pub key: String,
+    pub label: String,
+    pub kind: QuestionKindView,
+    pub required: bool,
+    /// The contact field the answer fills, or null for a custom attribute.
+    pub target_field: Option<ContactFieldView>,
+    /// The custom attribute the answer fills, or null for a contact field.
+    pub target_attribute: Option<String>,
+    pub options: Vec<String>,
+    pub position: i32,
+}
+
+fn options_of(question: &form_question::Model) -> Vec<String> {
+    question
+        .options
+        .as_array()
+        .map(|options| options.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn kind_of(question: &form_question::Model) -> QuestionKindView {
+    QuestionKind::parse(&question.kind)
+        .unwrap_or(QuestionKind::Text)
+        .into()
+}
+
+impl From<form_question::Model> for FormQuestion {
+    fn from(question: form_question::Model) -> Self {
+        let target = Target::of(&question);
+        FormQuestion {
+            id: ID(question.id.to_string()),
+            kind: kind_of(&question),
+            options: options_of(&question),
+            target_field: match &target {
+                Some(Target::Field(field)) => Some((*field).into()),
+                _ => None,
+            },
+            target_attribute: match target {
+                Some(Target::Attribute(key)) => Some(key),
+                _ => None,
+            },
+            key: question.key,
+            label: question.label,
+            required: question.required,
+            position: question.position,
+        }
+    }
+}
+
+/// A question as the visitor is asked it.
+#[derive(SimpleObject)]
+pub struct VisitorQuestion {
+    pub key: String,
+    pub label: String,
+    pub kind: QuestionKindView,
+    pub required: bool,
+    pub options: Vec<String>,
+}
+
+impl From<form_question::Model> for VisitorQuestion {
+    fn from(question: form_question::Model) -> Self {
+        VisitorQuestion {
+            kind: kind_of(&question),
+            options: options_of(&question),
+            key: question.key,
+            label: question.label,
+            required: question.required,
+        }
+    }
+}
+
+/// Exactly one of the two.
+#[derive(OneofObject)]
+pub enum FormTargetInput {
+    Field(ContactFieldView),
+    Attribute(String),
+}
+
+#[derive(InputObject)]
+pub struct FormQuestionInput {
+    /// Stable name: a-z, 0-9 and _, starting with a letter.
+    pub key: String,
+    pub label: String,
+    pub kind: QuestionKindView,
+    #[graphql(default)]
+    pub required: bool,
+    pub target: FormTargetInput,
+    /// The choices of a SELECT question.
+    #[graphql(default)]
+    pub options: Vec<String>,
+}
+
+#[derive(InputObject)]
+pub struct FormQuestionChangesInput {
+    pub label: Option<String>,
+    pub required: Option<bool>,
+    pub options: Option<Vec<String>>,
+}
+
+#[derive(InputObject)]
+pub struct FormAnswerInput {
+    /// The question's key.
+    pub key: String,
+    /// The answer as typed; numbers as decimal text, checkboxes as true/false.
+    pub value: String,
+}
+
+#[derive(SimpleObject)]
+pub struct ContactForm {
+    /// Only the questions whose answer the contact still lacks.
+    pub questions: Vec<VisitorQuestion>,
+    pub complete: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct SubmitContactFormPayload {
+    pub contact: VisitorContact,
+    /// The questions still to answer.
+    pub remaining: Vec<VisitorQuestion>,
+    pub complete: bool,
+}
+
+#[derive(Default)]
+pub struct FormQuery;
+
+#[Object]
+impl FormQuery {
+    /// The project's form questions, in order. Members only.
+    async fn form_questions(&self, ctx: &Context<'_>, project_id: ID) -> Result<Vec<FormQuestion>> {
+        let access = project_access(ctx, &project_id, Role::Agent).await?;
+        let questions = forms::questions(&services(ctx).db, access.project_id()).await?;
+        Ok(questions.into_iter().map(FormQuestion::from).collect())
+    }
+
+    /// For the visitor of a chat: the questions still to answer.
+    async fn contact_form(&self, ctx: &Context<'_>) -> Result<ContactForm> {
+        let visitor = require_visitor(ctx)?;
+        let pending = form_sync::pending_questions(&services(ctx).db, visitor.chat_id).await?;
+        Ok(ContactForm {
+            complete: pending.is_empty(),
+            questions: pending.into_iter().map(VisitorQuestion::from).collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct FormMutation;
+
+#[Object]
+impl FormMutation {
+    /// Adds a question at the end of the form. Admins only.
+    async fn create_form_question(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        input: FormQuestionInput,
+    ) -> Result<FormQuestion> {
+        let access = project_access(ctx, &project_id, Role::Admin).await?;
+        let spec = QuestionSpec {
+            key: input.key,
+            label: input.label,
+            kind: input.kind.into(),
+            required: input.required,
+            target: match input.target {
+                FormTargetInput::Field(field) => Target::Field(field.into()),
+                FormTargetInput::Attribute(key) => Target::Attribute(key),
+            },
+            options: input.options,
+        };
+        let question = forms::create_question(&services(ctx).db, &access, spec).await?;
+        Ok(question.into())
+    }
+
+    /// Changes a question's label, required flag or options. Admins only.
+    async fn update_form_question(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: FormQuestionChangesInput,
+    ) -> Result<FormQuestion> {
+        let agent = require_agent(ctx)?;
+        let db = &services(ctx).db;
+        let (question, access) = forms::find_question(db, agent.id, parse_id(&id, "id")?).await?;
+        let changes = QuestionChanges {
+            label: input.label,
+            required: input.required,
+            options: input.options,
+        };
+        Ok(forms::update_question(db, &access, question, changes).await?.into())
+    }
+
+    /// Puts the questions in this order; every question once. Admins only.
+    async fn reorder_form_questions(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        ids: Vec<ID>,
+    ) -> Result<Vec<FormQuestion>> {
+        let access = project_access(ctx, &project_id, Role::Admin).await?;
+        let ids = ids
+            .iter()
+            .map(|id| parse_id(id, "ids"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let questions = forms::reorder_questions(&services(ctx).db, &access, &ids).await?;
+        Ok(questions.into_iter().map(FormQuestion::from).collect())
+    }
+
+    /// Removes a question; answers already given stay on the contacts.
+    async fn delete_form_question(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let agent = require_agent(ctx)?;
+        let db = &services(ctx).db;
+        let (question, access) = forms::find_question(db, agent.id, parse_id(&id, "id")?).await?;
+        forms::delete_question(db, &access, question).await?;
+        Ok(id)
+    }
+
+    /// For the visitor of a chat: validates every answer (all or nothing)
+    /// and fills the gaps in the contact.
+    async fn submit_contact_form(
+        &self,
+        ctx: &Context<'_>,
+        answers: Vec<FormAnswerInput>,
+    ) -> Result<SubmitContactFormPayload> {
+        let visitor = require_visitor(ctx)?;
+        let services = services(ctx);
+        let answers = answers
+            .into_iter()
+            .map(|answer| Answer {
+                key: answer.key,
+                value: answer.value,
+            })
+            .collect();
+        let outcome = form_sync::submit(&services.db, visitor.chat_id, answers).await?;
+        if let Some(absorbed) = outcome.merged {
+            services.bus.publish(Event::ContactChanged(ContactChanged {
+                project_id: visitor.project_id,
+                contact_id: absorbed,
+                kind: ContactChangeKind::Deleted,
+            }));
+        }
+        if outcome.changed {
+            services.bus.publish(Event::ContactChanged(ContactChanged {
+                project_id: visitor.project_id,
+                contact_id: outcome.contact.id,
+                kind: if outcome.merged.is_some() {
+                    ContactChangeKind::Merged
+                } else {
+                    ContactChangeKind::Updated
+                },
+            }));
+        }
+        Ok(SubmitContactFormPayload {
+            contact: VisitorContact::from(&outcome.contact),
+            complete: outcome.remaining.is_empty(),
+            remaining: outcome.remaining.into_iter().map(VisitorQuestion::from).collect(),
+        })
+    }
+}

@@ -1,0 +1,108 @@
+//! Batched loading of what each contact of a list shows (its chats, its
+//! history): one statement for a whole page of contacts, not one per contact.
+//!
+//! The loaders live in the schema data and keep no cache, so nothing stale
+//! outlives a request; only rows of contacts that a resolver already
+//! authorized are ever asked for.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entity::{chat, contact_event};
+use sea_orm::DatabaseConnection;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::domain::contacts;
+
+/// The first `first` rows of one contact's list, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FirstOf {
+    pub contact_id: Uuid,
+    pub first: u64,
+}
+
+/// A page of rows and whether more follow.
+pub type Page<T> = (Vec<T>, bool);
+
+pub struct ChatsLoader {
+    db: DatabaseConnection,
+}
+
+pub struct HistoryLoader {
+    db: DatabaseConnection,
+}
+
+/// Keys asked together with different page sizes are loaded per size.
+fn by_page_size(keys: &[FirstOf]) -> HashMap<u64, Vec<Uuid>> {
+    let mut groups: HashMap<u64, Vec<Uuid>> = HashMap::new();
+    for key in keys {
+        groups.entry(key.first).or_default().push(key.contact_id);
+    }
+    groups
+}
+
+impl Loader<FirstOf> for ChatsLoader {
+    type Value = Page<chat::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[FirstOf],
+    ) -> Result<HashMap<FirstOf, Self::Value>, Self::Error> {
+        let mut loaded = HashMap::new();
+        for (first, contact_ids) in by_page_size(keys) {
+            let pages = contacts::first_chats_of_many(&self.db, &contact_ids, first).await?;
+            loaded.extend(
+                pages
+                    .into_iter()
+                    .map(|(contact_id, page)| (FirstOf { contact_id, first }, page)),
+            );
+        }
+        Ok(loaded)
+    }
+}
+
+impl Loader<FirstOf> for HistoryLoader {
+    type Value = Page<contact_event::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[FirstOf],
+    ) -> Result<HashMap<FirstOf, Self::Value>, Self::Error> {
+        let mut loaded = HashMap::new();
+        for (first, contact_ids) in by_page_size(keys) {
+            let pages = contacts::first_history_of_many(&self.db, &contact_ids, first).await?;
+            loaded.extend(
+                pages
+                    .into_iter()
+                    .map(|(contact_id, page)| (FirstOf { contact_id, first }, page)),
+            );
+        }
+        Ok(loaded)
+    }
+}
+
+/// The loaders of the schema, built once with it.
+pub struct Loaders {
+    pub chats: DataLoader<ChatsLoader>,
+    pub history: DataLoader<HistoryLoader>,
+}
+
+impl Loaders {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Loaders {
+            chats: DataLoader::new(ChatsLoader { db: db.clone() }, spawn_in_current_span),
+            history: DataLoader::new(HistoryLoader { db }, spawn_in_current_span),
+        }
+    }
+}
+
+/// Batches run in a task of their own; it carries the span of the request
+/// that started it, so its statements are logged (and counted) with it.
+fn spawn_in_current_span(
+    batch: futures_util::future::BoxFuture<'static, ()>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(batch.in_current_span())
+}
