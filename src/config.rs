@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::client_ip::{IpRetention, TrustedProxies};
+use crate::storage::S3Settings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -19,8 +20,9 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
-    /// Base of the links the server hands out; defaults to `http://LISTEN_ADDR`.
-    pub public_url: String,
+    /// Base of the links the server hands out; without it, `http://` and the
+    /// address the server is bound to.
+    pub public_url: Option<String>,
     pub log_format: LogFormat,
     pub limits: Limits,
     pub token_ttl: Duration,
@@ -29,8 +31,38 @@ pub struct Settings {
     pub geo: GeoSettings,
     pub trusted_proxies: TrustedProxies,
     pub ip_retention: IpRetention,
+    pub exports: ExportSettings,
+    /// Where export files go; none: a folder under `DATA_DIR`, served by
+    /// this server at signed links.
+    pub s3: Option<S3Settings>,
+    /// `smtp://user:pass@host:port`; none: mail is written to `DATA_DIR/mail`.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
 }
 
+/// How export jobs run.
+#[derive(Clone, Debug)]
+pub struct ExportSettings {
+    /// Workers per server instance.
+    pub workers: usize,
+    /// Rows read from the database per query.
+    pub chunk_size: u64,
+    /// Attempts before a job fails for good.
+    pub max_attempts: i32,
+    /// How long a worker holds a job without a heartbeat before another
+    /// instance may take it over.
+    pub lease: Duration,
+    /// How often idle workers look for jobs.
+    pub poll_interval: Duration,
+    /// The first retry delay; it doubles with each attempt.
+    pub retry_base: Duration,
+    /// How long emailed and notified links work.
+    pub link_ttl: Duration,
+    /// How long the on-demand `downloadUrl` links work.
+    pub download_link_ttl: Duration,
+    /// Rows written per second at most; 0 for no limit.
+    pub max_rows_per_second: u64,
+}
 /// Where IP locations come from.
 #[derive(Clone, Debug)]
 pub struct GeoSettings {
@@ -77,10 +109,7 @@ impl Settings {
             .context("LISTEN_ADDR must be an address like 127.0.0.1:8080")?;
         let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "./data".into()));
         let database_url = var("DATABASE_URL").unwrap_or_else(|| sqlite_url_in(&data_dir));
-        let public_url = var("PUBLIC_URL")
-            .unwrap_or_else(|| format!("http://{listen_addr}"))
-            .trim_end_matches('/')
-            .to_owned();
+        let public_url = var("PUBLIC_URL").map(|url| url.trim_end_matches('/').to_owned());
         let log_format = match var("LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -118,6 +147,43 @@ impl Settings {
             .parse()
             .context("IP_RETENTION must be full, truncated or none")?;
 
+        let exports = ExportSettings {
+            workers: parse_or(&var, "EXPORT_WORKERS", 2)?,
+            chunk_size: parse_or(&var, "EXPORT_CHUNK_ROWS", 2_000)?,
+            max_attempts: parse_or(&var, "EXPORT_MAX_ATTEMPTS", 5)?,
+            lease: Duration::from_secs(parse_or(&var, "EXPORT_LEASE_SECS", 30)?),
+            poll_interval: Duration::from_millis(parse_or(&var, "EXPORT_POLL_MS", 1_000)?),
+            retry_base: Duration::from_millis(parse_or(&var, "EXPORT_RETRY_BASE_MS", 2_000)?),
+            link_ttl: Duration::from_secs(3600 * parse_or(&var, "EXPORT_LINK_TTL_HOURS", 72)?),
+            download_link_ttl: Duration::from_secs(
+                60 * parse_or(&var, "DOWNLOAD_LINK_TTL_MINUTES", 15)?,
+            ),
+            max_rows_per_second: parse_or(&var, "EXPORT_MAX_ROWS_PER_SECOND", 0)?,
+        };
+        if exports.chunk_size == 0 || exports.max_attempts < 1 || exports.lease.as_secs() < 3 {
+            bail!(
+                "EXPORT_CHUNK_ROWS and EXPORT_MAX_ATTEMPTS must be above 0, EXPORT_LEASE_SECS at least 3"
+            );
+        }
+        let s3 = match var("S3_BUCKET") {
+            None => None,
+            Some(bucket) => {
+                let mut s3 = S3Settings::new(bucket);
+                s3.prefix = var("S3_PREFIX").unwrap_or_default();
+                s3.endpoint = var("S3_ENDPOINT");
+                s3.region = var("S3_REGION");
+                s3.force_path_style = matches!(
+                    var("S3_FORCE_PATH_STYLE")
+                        .as_deref()
+                        .map(str::to_ascii_lowercase)
+                        .as_deref(),
+                    Some("true" | "1" | "yes")
+                );
+                s3.presign_expiry = exports.link_ttl.min(Duration::from_secs(7 * 24 * 3600));
+                Some(s3)
+            }
+        };
+
         Ok(Settings {
             listen_addr,
             data_dir,
@@ -130,6 +196,10 @@ impl Settings {
             geo,
             trusted_proxies,
             ip_retention,
+            exports,
+            s3,
+            smtp_url: var("SMTP_URL"),
+            mail_from: var("MAIL_FROM").unwrap_or_else(|| "Contacts <contacts@localhost>".into()),
         })
     }
 }
@@ -177,7 +247,7 @@ mod tests {
             settings.database_url,
             "sqlite://./data/contacts.db?mode=rwc"
         );
-        assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+        assert_eq!(settings.public_url, None);
         assert_eq!(settings.log_format, LogFormat::Pretty);
     }
 

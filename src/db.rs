@@ -25,9 +25,21 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     } else {
         options.max_connections(20).min_connections(1);
     }
-    let db = Database::connect(options)
+    let mut db = Database::connect(options)
         .await
         .with_context(|| format!("cannot connect to the database at {}", redact(url)))?;
+    // Every statement is reported under `contacts::sql` with its duration:
+    // `RUST_LOG=contacts::sql=debug` shows what each request costs, and the
+    // tests count a request's statements from these events.
+    db.set_metric_callback(|info| {
+        tracing::debug!(
+            target: "contacts::sql",
+            elapsed_us = u64::try_from(info.elapsed.as_micros()).unwrap_or(u64::MAX),
+            failed = info.failed,
+            sql = %info.statement.sql,
+            "statement"
+        );
+    });
     if db.get_database_backend() == DbBackend::Sqlite {
         db.execute_unprepared(
             "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",

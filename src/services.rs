@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use crate::config::Settings;
 use crate::geo::GeoLocator;
 use crate::pubsub::EventBus;
+use crate::storage::{ExportStore, LocalStore};
 
 #[derive(Clone)]
 pub struct Services {
@@ -14,4 +15,9 @@ pub struct Services {
     pub bus: Arc<dyn EventBus>,
     pub settings: Arc<Settings>,
     pub geo: Arc<dyn GeoLocator>,
+    /// Where export files are stored.
+    pub store: Arc<dyn ExportStore>,
+    /// The embedded store, when no S3 is configured: its links are served
+    /// by this server.
+    pub local_store: Option<Arc<LocalStore>>,
 }

@@ -10,23 +10,50 @@ use tokio::net::TcpListener;
 use crate::bootstrap::{self, OwnerLogin};
 use crate::config::{GeoSettings, Settings};
 use crate::db;
+use crate::domain::ids::random_secret;
 use crate::geo::{GeoLocator, MaxMindGeo, NoGeo};
 use crate::graphql::build_schema;
 use crate::http::{HttpState, router};
-use crate::pubsub::InProcessBus;
+use crate::jobs::export_run::ExportRunner;
+use crate::jobs::worker::WorkerPool;
+use crate::mail::{FileMailer, Mailer, SmtpMailer};
+use crate::pubsub::{EventBus, InProcessBus, PgNotifyBus};
 use crate::services::Services;
+use crate::storage::{ExportStore, LocalStore, S3Store};
 
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
     services: Services,
     owner_login: Option<OwnerLogin>,
+    export_runner: Arc<ExportRunner>,
+}
+
+/// Adapters built elsewhere, replacing the ones the settings would build
+/// (tests hand in a store and a mailer with explicit credentials).
+#[derive(Default)]
+pub struct Adapters {
+    pub store: Option<Arc<dyn ExportStore>>,
+    pub mailer: Option<Arc<dyn Mailer>>,
 }
 
 impl App {
     /// Connects and migrates the database, wires the services and binds the
     /// listener (port 0 picks a free port, as tests do).
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        App::build_with(settings, Adapters::default()).await
+    }
+
+    pub async fn build_with(mut settings: Settings, adapters: Adapters) -> anyhow::Result<App> {
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        let bound = listener
+            .local_addr()
+            .context("the listener has no address")?;
+        settings
+            .public_url
+            .get_or_insert_with(|| format!("http://{bound}"));
         let db = db::connect(&settings.database_url).await?;
         db::migrate(&db).await?;
         let owner_login = if settings.bootstrap_owner {
@@ -36,26 +63,62 @@ impl App {
         } else {
             None
         };
+        let bus = open_bus(&db).await?;
+        let local_store = match settings.s3 {
+            None => Some(Arc::new(open_local_store(&settings)?)),
+            Some(_) => None,
+        };
+        let store: Arc<dyn ExportStore> = match (adapters.store, &settings.s3, &local_store) {
+            (Some(store), _, _) => store,
+            (None, Some(s3), _) => Arc::new(
+                S3Store::from_env(s3.clone())
+                    .await
+                    .context("cannot configure S3")?,
+            ),
+            (None, None, Some(local)) => local.clone(),
+            (None, None, None) => anyhow::bail!("no export store configured"),
+        };
+        let mailer: Arc<dyn Mailer> = match (adapters.mailer, &settings.smtp_url) {
+            (Some(mailer), _) => mailer,
+            (None, Some(url)) => Arc::new(
+                SmtpMailer::from_url(url, &settings.mail_from).context("SMTP_URL is not usable")?,
+            ),
+            (None, None) => {
+                tracing::warn!("SMTP_URL is not set: mail is written to DATA_DIR/mail");
+                Arc::new(FileMailer::new(&settings.data_dir, &settings.mail_from)?)
+            }
+        };
         let services = Services {
             db,
-            bus: Arc::new(InProcessBus::default()),
+            bus,
             settings: Arc::new(settings.clone()),
             geo: open_geo(&settings.geo)?,
+            store: store.clone(),
+            local_store,
         };
+        let tmp_dir = settings.data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp_dir)
+            .with_context(|| format!("cannot create {}", tmp_dir.display()))?;
+        let export_runner = Arc::new(ExportRunner {
+            db: services.db.clone(),
+            store,
+            mailer,
+            bus: services.bus.clone(),
+            settings: settings.exports.clone(),
+            tmp_dir,
+        });
         let schema = build_schema(services.clone(), &settings.limits);
         let router = router(HttpState {
             schema,
             services: services.clone(),
             max_body_bytes: settings.limits.max_body_bytes,
         });
-        let listener = TcpListener::bind(settings.listen_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         Ok(App {
             listener,
             router,
             services,
             owner_login,
+            export_runner,
         })
     }
 
@@ -79,15 +142,56 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(
+        let instance = format!("{}-{}", std::process::id(), &random_secret("w")[2..10]);
+        let workers = WorkerPool::spawn(self.export_runner.clone(), &instance);
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
-        .context("the HTTP server stopped with an error")
+        .context("the HTTP server stopped with an error");
+        // Running exports go back to the queue for the next instance.
+        workers.shutdown().await;
+        served
     }
+}
+
+/// The embedded store: a folder under DATA_DIR whose files this server
+/// hands out at signed links. The signing key is kept beside them so that
+/// links survive a restart.
+fn open_local_store(settings: &Settings) -> anyhow::Result<LocalStore> {
+    let key_path = settings.data_dir.join("link-signing.key");
+    let secret = match std::fs::read_to_string(&key_path) {
+        Ok(secret) if secret.trim().len() >= 32 => secret.trim().to_owned(),
+        _ => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            let secret = random_secret("lk");
+            std::fs::write(&key_path, &secret)
+                .with_context(|| format!("cannot write {}", key_path.display()))?;
+            secret
+        }
+    };
+    Ok(LocalStore::new(
+        &settings.data_dir,
+        settings.public_url.as_deref().unwrap_or_default(),
+        secret.into_bytes(),
+        settings.exports.link_ttl,
+    )?)
+}
+
+/// Events shared through PostgreSQL LISTEN/NOTIFY when several instances can
+/// share the database; in process otherwise.
+async fn open_bus(db: &sea_orm::DatabaseConnection) -> anyhow::Result<Arc<dyn EventBus>> {
+    Ok(match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => Arc::new(
+            PgNotifyBus::connect(db.get_postgres_connection_pool())
+                .await
+                .context("cannot listen for events on PostgreSQL")?,
+        ),
+        _ => Arc::new(InProcessBus::default()),
+    })
 }
 
 /// The configured GeoIP database, watched for replacement; without one,

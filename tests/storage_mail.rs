@@ -1,8 +1,10 @@
 //! The storage and mail adapters against real protocol servers running in
 //! this process: S3 (s3s-fs, with signature checks) and an SMTP sink.
 
+#[allow(dead_code)]
 #[path = "support/s3_server.rs"]
 mod s3_server;
+#[allow(dead_code)]
 #[path = "support/smtp_sink.rs"]
 mod smtp_sink;
 
@@ -413,6 +415,7 @@ async fn smtp_mail_reaches_exactly_its_recipient() {
     let mailer =
         SmtpMailer::from_url(&sink.url(), "Contacts <contacts@example.test>").expect("mailer");
 
+    assert!(mailer.test_connection().await.expect("NOOP"));
     mailer
         .send(export_mail("Ann Agent <ann@example.test>"))
         .await

@@ -75,3 +75,10 @@ pub async fn count(db: &impl ConnectionTrait) -> AppResult<u64> {
     use sea_orm::PaginatorTrait;
     Ok(agent::Entity::find().count(db).await?)
 }
+
+pub async fn find_by_id(
+    db: &impl ConnectionTrait,
+    id: uuid::Uuid,
+) -> AppResult<Option<agent::Model>> {
+    Ok(agent::Entity::find_by_id(id).one(db).await?)
+}

@@ -15,9 +15,9 @@ use uuid::Uuid;
 use crate::client_ip::IpRetention;
 use crate::domain::contacts::{location_changes, location_of, set_location};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
+use crate::domain::identity;
 use crate::domain::ids::{new_id, random_secret, secret_hash};
 use crate::error::{AppError, AppResult};
-use crate::domain::identity;
 use crate::geo::{GeoLocator, Location};
 
 const MAX_VISITOR_ID_LEN: usize = 128;

@@ -227,12 +227,14 @@ impl ContactFilter {
         let mut condition = Condition::all();
         if let Some(search) = &self.search {
             let like = |column: contact::Column, pattern: &str| -> SimpleExpr {
-                let pattern = LikeExpr::new(pattern).escape('\\');
+                let column = Expr::col((contact::Entity, column));
                 match backend {
-                    // ILIKE is what the trigram indexes answer; SQLite's LIKE
-                    // already ignores the case of ASCII letters.
-                    DbBackend::Postgres => Expr::col((contact::Entity, column)).ilike(pattern),
-                    _ => Expr::col((contact::Entity, column)).like(pattern),
+                    // ILIKE is what the trigram indexes answer. Backslash is
+                    // PostgreSQL's default escape character.
+                    DbBackend::Postgres => column.ilike(LikeExpr::new(pattern)),
+                    // SQLite's LIKE ignores the case of ASCII letters; it has
+                    // no escape character unless told.
+                    _ => column.like(LikeExpr::new(pattern).escape('\\')),
                 }
             };
             condition = condition.add(
@@ -349,9 +351,9 @@ impl Cursor {
         let key = match (field.is_optional(), key) {
             (_, serde_json::Value::Null) if field.is_optional() => Key::Missing,
             (true, serde_json::Value::String(text)) => Key::Text(text),
-            (false, serde_json::Value::Number(nanos)) => {
-                Key::Time(DateTime::from_timestamp_nanos(nanos.as_i64().ok_or_else(invalid)?))
-            }
+            (false, serde_json::Value::Number(nanos)) => Key::Time(DateTime::from_timestamp_nanos(
+                nanos.as_i64().ok_or_else(invalid)?,
+            )),
             _ => return Err(invalid()),
         };
         Ok(Cursor { field, key, id })
@@ -375,7 +377,8 @@ pub struct PageArgs<'a> {
 }
 
 fn page_size(value: i32, input: &str) -> AppResult<u64> {
-    let size = u64::try_from(value).map_err(|_| AppError::bad_input(input, "must not be negative"))?;
+    let size =
+        u64::try_from(value).map_err(|_| AppError::bad_input(input, "must not be negative"))?;
     if size > MAX_PAGE_SIZE {
         return Err(AppError::bad_input(
             input,
@@ -717,7 +720,10 @@ mod tests {
             (&nameless, SortField::Email),
         ] {
             let cursor = Cursor::of(model, field);
-            assert_eq!(Cursor::decode(&cursor.encode(), field, "after").unwrap(), cursor);
+            assert_eq!(
+                Cursor::decode(&cursor.encode(), field, "after").unwrap(),
+                cursor
+            );
         }
         let by_name = Cursor::of(&named, SortField::Name).encode();
         let error = Cursor::decode(&by_name, SortField::Email, "after").unwrap_err();

@@ -156,7 +156,12 @@ pub async fn first_chats_of_many(
         first + 1,
     )
     .await?;
-    Ok(group_pages(chats, |chat| chat.contact_id, contact_ids, first))
+    Ok(group_pages(
+        chats,
+        |chat| chat.contact_id,
+        contact_ids,
+        first,
+    ))
 }
 
 /// The first page (newest first) of each contact's history, and whether

@@ -62,10 +62,27 @@ pub struct ContactChanged {
     pub kind: ContactChangeKind,
 }
 
+/// An export's status or progress changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportUpdated {
+    pub project_id: Uuid,
+    pub job_id: Uuid,
+}
+
+/// An agent has a new in-app notification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationCreated {
+    pub project_id: Uuid,
+    pub agent_id: Uuid,
+    pub notification_id: Uuid,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     MembershipChanged(MembershipChanged),
     ContactChanged(ContactChanged),
+    ExportUpdated(ExportUpdated),
+    NotificationCreated(NotificationCreated),
 }
 
 impl Event {
@@ -74,6 +91,8 @@ impl Event {
         match self {
             Event::MembershipChanged(change) => change.project_id,
             Event::ContactChanged(change) => change.project_id,
+            Event::ExportUpdated(update) => update.project_id,
+            Event::NotificationCreated(created) => created.project_id,
         }
     }
 }

@@ -72,10 +72,14 @@ fn parse_answer(
 ) -> AppResult<Value> {
     let input = format!("answers.{}", question.key);
     if raw.chars().count() > MAX_ANSWER_LEN {
-        return Err(AppError::bad_input(input, format!("must have at most {MAX_ANSWER_LEN} characters")));
+        return Err(AppError::bad_input(
+            input,
+            format!("must have at most {MAX_ANSWER_LEN} characters"),
+        ));
     }
-    let kind = QuestionKind::parse(&question.kind)
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("stored question kind {:?}", question.kind)))?;
+    let kind = QuestionKind::parse(&question.kind).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!("stored question kind {:?}", question.kind))
+    })?;
     let value = match kind {
         QuestionKind::Text => json!(parse_text(raw, &input)?),
         QuestionKind::Email => json!(EmailAddress::parse(raw, &input)?.into_string()),
@@ -96,7 +100,10 @@ fn parse_answer(
                 .as_array()
                 .is_some_and(|options| options.iter().any(|o| o.as_str() == Some(choice)));
             if !allowed {
-                return Err(AppError::bad_input(input, "must be one of the question's options"));
+                return Err(AppError::bad_input(
+                    input,
+                    "must be one of the question's options",
+                ));
             }
             json!(choice)
         }
@@ -118,12 +125,18 @@ fn validate(
     country: Option<&str>,
 ) -> AppResult<Vec<(Target, Value)>> {
     if answers.len() > MAX_ANSWERS {
-        return Err(AppError::bad_input("answers", format!("at most {MAX_ANSWERS} answers")));
+        return Err(AppError::bad_input(
+            "answers",
+            format!("at most {MAX_ANSWERS} answers"),
+        ));
     }
     let mut seen = HashSet::new();
     let mut parsed = Vec::with_capacity(answers.len());
     for answer in answers {
-        let input = format!("answers.{}", answer.key.chars().take(64).collect::<String>());
+        let input = format!(
+            "answers.{}",
+            answer.key.chars().take(64).collect::<String>()
+        );
         let question = questions
             .iter()
             .find(|q| q.key == answer.key)
@@ -131,15 +144,19 @@ fn validate(
         if !seen.insert(answer.key.as_str()) {
             return Err(AppError::bad_input(input, "answered twice"));
         }
-        let target = Target::of(question)
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("question {} has no target", question.id)))?;
+        let target = Target::of(question).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("question {} has no target", question.id))
+        })?;
         parsed.push((target, parse_answer(question, &answer.value, country)?));
     }
     if let Some(unanswered) = pending
         .iter()
         .find(|q| q.required && !seen.contains(q.key.as_str()))
     {
-        return Err(AppError::bad_input(format!("answers.{}", unanswered.key), "is required"));
+        return Err(AppError::bad_input(
+            format!("answers.{}", unanswered.key),
+            "is required",
+        ));
     }
     Ok(parsed)
 }
@@ -147,7 +164,12 @@ fn validate(
 /// Serialises merges around one email or phone on PostgreSQL, so that two
 /// chats submitting the same address at once end with one contact. SQLite
 /// runs one writer at a time already.
-async fn lock_identity(txn: &impl ConnectionTrait, project_id: Uuid, what: &str, value: &str) -> AppResult<()> {
+async fn lock_identity(
+    txn: &impl ConnectionTrait,
+    project_id: Uuid,
+    what: &str,
+    value: &str,
+) -> AppResult<()> {
     if txn.get_database_backend() == DbBackend::Postgres {
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -195,11 +217,18 @@ pub async fn submit(
     let (_, contact) = contact_of_chat(&txn, chat_id).await?;
     let questions = forms::questions(&txn, contact.project_id).await?;
     let pending = missing_questions(questions.clone(), &contact);
-    let parsed = validate(&questions, &pending, &answers, contact.country_code.as_deref())?;
+    let parsed = validate(
+        &questions,
+        &pending,
+        &answers,
+        contact.country_code.as_deref(),
+    )?;
 
     // Identity values are locked before they are written, see lock_identity.
     for (target, value) in &parsed {
-        if let (Target::Field(field @ (ContactField::Email | ContactField::Phone)), Some(text)) = (target, value.as_str()) {
+        if let (Target::Field(field @ (ContactField::Email | ContactField::Phone)), Some(text)) =
+            (target, value.as_str())
+        {
             lock_identity(&txn, contact.project_id, field.as_str(), text).await?;
         }
     }
@@ -256,13 +285,27 @@ pub async fn submit(
         active.updated_at = Set(Utc::now());
         contact = active.update(&txn).await?;
         let actor = Actor::Visitor { chat_id };
-        history::record(&txn, contact.project_id, contact.id, actor, EventKind::FormSync, &changes).await?;
+        history::record(
+            &txn,
+            contact.project_id,
+            contact.id,
+            actor,
+            EventKind::FormSync,
+            &changes,
+        )
+        .await?;
         for (field, value) in identity_values {
             if let Some(other) = other_with(&txn, &contact, field, &value).await?
-                && let Some(Merged { survivor, absorbed_id }) =
-                    merge::merge(&txn, contact.clone(), other.clone(), actor).await?
+                && let Some(Merged {
+                    survivor,
+                    absorbed_id,
+                }) = merge::merge(&txn, contact.clone(), other.clone(), actor).await?
             {
-                merged = Some(if absorbed_id == contact.id { other.id } else { absorbed_id });
+                merged = Some(if absorbed_id == contact.id {
+                    other.id
+                } else {
+                    absorbed_id
+                });
                 contact = survivor;
             }
         }

@@ -4,8 +4,8 @@
 use chrono::Utc;
 use entity::{contact, form_question};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -130,7 +130,9 @@ fn is_identifier(text: &str) -> bool {
 
 fn check_label(label: &str) -> AppResult<String> {
     let label = label.trim();
-    if label.is_empty() || label.chars().count() > MAX_LABEL_LEN || label.chars().any(char::is_control)
+    if label.is_empty()
+        || label.chars().count() > MAX_LABEL_LEN
+        || label.chars().any(char::is_control)
     {
         return Err(AppError::bad_input(
             "label",
@@ -143,7 +145,10 @@ fn check_label(label: &str) -> AppResult<String> {
 fn check_options(kind: QuestionKind, options: &[String]) -> AppResult<Vec<String>> {
     if kind != QuestionKind::Select {
         if !options.is_empty() {
-            return Err(AppError::bad_input("options", "only SELECT questions have options"));
+            return Err(AppError::bad_input(
+                "options",
+                "only SELECT questions have options",
+            ));
         }
         return Ok(Vec::new());
     }
@@ -163,7 +168,10 @@ fn check_options(kind: QuestionKind, options: &[String]) -> AppResult<Vec<String
             ));
         }
         if cleaned.iter().any(|seen| seen == option) {
-            return Err(AppError::bad_input("options", format!("{option:?} is listed twice")));
+            return Err(AppError::bad_input(
+                "options",
+                format!("{option:?} is listed twice"),
+            ));
         }
         cleaned.push(option.to_owned());
     }
@@ -189,7 +197,10 @@ fn check_target(kind: QuestionKind, target: &Target) -> AppResult<()> {
     if kind != expected {
         return Err(AppError::bad_input(
             "kind",
-            format!("a question filling this field must be {}", expected.as_str()),
+            format!(
+                "a question filling this field must be {}",
+                expected.as_str()
+            ),
         ));
     }
     Ok(())
@@ -199,7 +210,9 @@ fn require_admin(access: &ProjectAccess) -> AppResult<()> {
     if access.role() == Role::Admin {
         Ok(())
     } else {
-        Err(AppError::Forbidden("only project admins may change the contact form"))
+        Err(AppError::Forbidden(
+            "only project admins may change the contact form",
+        ))
     }
 }
 
@@ -236,7 +249,10 @@ pub async fn create_question(
     let txn = db.begin().await?;
     let existing = questions(&txn, access.project_id()).await?;
     if existing.len() >= MAX_QUESTIONS {
-        return Err(AppError::bad_input("projectId", format!("a form has at most {MAX_QUESTIONS} questions")));
+        return Err(AppError::bad_input(
+            "projectId",
+            format!("a form has at most {MAX_QUESTIONS} questions"),
+        ));
     }
     if existing.iter().any(|q| q.key == spec.key) {
         return Err(AppError::bad_input("key", "another question has this key"));
@@ -283,12 +299,13 @@ pub async fn find_question(
         .one(db)
         .await?
         .ok_or(AppError::NotFound("question"))?;
-    let access = crate::domain::access::require_role(db, agent_id, question.project_id, Role::Agent)
-        .await
-        .map_err(|error| match error {
-            AppError::NotFound(_) => AppError::NotFound("question"),
-            other => other,
-        })?;
+    let access =
+        crate::domain::access::require_role(db, agent_id, question.project_id, Role::Agent)
+            .await
+            .map_err(|error| match error {
+                AppError::NotFound(_) => AppError::NotFound("question"),
+                other => other,
+            })?;
     Ok((question, access))
 }
 
@@ -305,8 +322,9 @@ pub async fn update_question(
     changes: QuestionChanges,
 ) -> AppResult<form_question::Model> {
     require_admin(access)?;
-    let kind = QuestionKind::parse(&question.kind)
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("stored question kind {:?}", question.kind)))?;
+    let kind = QuestionKind::parse(&question.kind).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!("stored question kind {:?}", question.kind))
+    })?;
     let mut active: form_question::ActiveModel = question.into();
     if let Some(label) = changes.label {
         active.label = Set(check_label(&label)?);
@@ -336,7 +354,10 @@ pub async fn reorder_questions(
     let mut known: Vec<Uuid> = existing.iter().map(|q| q.id).collect();
     known.sort();
     if given.len() != ids.len() || given != known {
-        return Err(AppError::bad_input("ids", "must list every question of the form exactly once"));
+        return Err(AppError::bad_input(
+            "ids",
+            "must list every question of the form exactly once",
+        ));
     }
     for (position, id) in ids.iter().enumerate() {
         form_question::Entity::update_many()
@@ -359,7 +380,9 @@ pub async fn delete_question(
     question: form_question::Model,
 ) -> AppResult<()> {
     require_admin(access)?;
-    form_question::Entity::delete_by_id(question.id).exec(db).await?;
+    form_question::Entity::delete_by_id(question.id)
+        .exec(db)
+        .await?;
     Ok(())
 }
 

@@ -36,8 +36,8 @@ pub struct VerifiedIdentity {
 
 /// The signature the site computes: hex HMAC-SHA256 of the identifier.
 pub fn sign(identifier: &str, secret_key: &str) -> AppResult<String> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret_key.as_bytes())
-        .map_err(AppError::internal)?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret_key.as_bytes()).map_err(AppError::internal)?;
     mac.update(identifier.as_bytes());
     Ok(hex::encode(mac.finalize().into_bytes()))
 }
@@ -60,8 +60,8 @@ pub fn verify(claim: IdentityClaim, secret_key: &str) -> AppResult<Option<Verifi
     }
     let refused = || AppError::bad_input("identity.signature", "does not match the identifier");
     let given = hex::decode(signature.trim()).map_err(|_| refused())?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret_key.as_bytes())
-        .map_err(AppError::internal)?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret_key.as_bytes()).map_err(AppError::internal)?;
     mac.update(identifier.as_bytes());
     // verify_slice compares in constant time.
     mac.verify_slice(&given).map_err(|_| refused())?;
@@ -106,10 +106,12 @@ pub async fn apply(
     let mut created = false;
     let contact = match known {
         Some(known) if known.id == visitor_contact.id => known,
-        Some(known) => match merge::merge(txn, visitor_contact, known.clone(), Actor::System).await? {
-            Some(merged) => merged.survivor,
-            None => crate::domain::chats::touch(txn, known.id, seen).await?,
-        },
+        Some(known) => {
+            match merge::merge(txn, visitor_contact, known.clone(), Actor::System).await? {
+                Some(merged) => merged.survivor,
+                None => crate::domain::chats::touch(txn, known.id, seen).await?,
+            }
+        }
         None if visitor_contact.external_id.is_none() => {
             let mut active: contact::ActiveModel = visitor_contact.into();
             active.external_id = Set(Some(identity.identifier.clone()));
@@ -121,8 +123,15 @@ pub async fn apply(
             let mut fresh = fresh_contact(new_id(), &random_secret("v"), seen);
             fresh.external_id = Set(Some(identity.identifier.clone()));
             let contact = fresh.insert(txn).await?;
-            history::record(txn, contact.project_id, contact.id, actor, EventKind::Created, &[])
-                .await?;
+            history::record(
+                txn,
+                contact.project_id,
+                contact.id,
+                actor,
+                EventKind::Created,
+                &[],
+            )
+            .await?;
             created = true;
             contact
         }
@@ -143,12 +152,18 @@ async fn fill_from_identity(
     let mut changes = Vec::new();
     let mut active: contact::ActiveModel = contact.clone().into();
     let offered = [
-        ("email", identity.email.as_ref().map(|e| e.as_str().to_owned()), &contact.email),
+        (
+            "email",
+            identity.email.as_ref().map(|e| e.as_str().to_owned()),
+            &contact.email,
+        ),
         ("name", identity.name.clone(), &contact.name),
     ];
     for (field, new, old) in offered {
         let Some(new) = new else { continue };
-        if FieldSource::of(&sources, field) == Some(FieldSource::Agent) || old.as_ref() == Some(&new) {
+        if FieldSource::of(&sources, field) == Some(FieldSource::Agent)
+            || old.as_ref() == Some(&new)
+        {
             continue;
         }
         if field == "email" {
@@ -157,14 +172,26 @@ async fn fill_from_identity(
             active.name = Set(Some(new.clone()));
         }
         FieldSource::Identity.set(&mut sources, field);
-        changes.push(FieldChange::new(field, old.clone().map(Value::String), Some(Value::String(new))));
+        changes.push(FieldChange::new(
+            field,
+            old.clone().map(Value::String),
+            Some(Value::String(new)),
+        ));
     }
     if changes.is_empty() {
         return Ok(contact);
     }
     active.field_sources = Set(sources);
     let contact = active.update(txn).await?;
-    history::record(txn, contact.project_id, contact.id, actor, EventKind::Identified, &changes).await?;
+    history::record(
+        txn,
+        contact.project_id,
+        contact.id,
+        actor,
+        EventKind::Identified,
+        &changes,
+    )
+    .await?;
     Ok(contact)
 }
 
@@ -183,16 +210,23 @@ mod tests {
 
     #[test]
     fn a_valid_signature_verifies_and_parses_the_claim() {
-        let verified = verify(claim(Some(sign("user-42", "sk_secret").unwrap())), "sk_secret")
-            .unwrap()
-            .unwrap();
+        let verified = verify(
+            claim(Some(sign("user-42", "sk_secret").unwrap())),
+            "sk_secret",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(verified.identifier, "user-42");
         assert_eq!(verified.email.unwrap().as_str(), "ana@example.com");
     }
 
     #[test]
     fn a_wrong_signature_is_refused_and_none_is_ignored() {
-        for bad in [sign("user-43", "sk_secret").unwrap(), sign("user-42", "sk_other").unwrap(), "zz".into()] {
+        for bad in [
+            sign("user-43", "sk_secret").unwrap(),
+            sign("user-42", "sk_other").unwrap(),
+            "zz".into(),
+        ] {
             let error = verify(claim(Some(bad)), "sk_secret").err().unwrap();
             assert_eq!(error.code(), "BAD_USER_INPUT");
         }

@@ -3,9 +3,7 @@
 use chrono::Utc;
 use entity::{chat, contact, visitor_alias};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
 use crate::domain::contacts::{location_of, set_location};
@@ -95,14 +93,25 @@ pub async fn merge(
         if let Some(source) = FieldSource::of(&absorbed.field_sources, field.as_str()) {
             source.set(&mut sources, field.as_str());
         }
-        changes.push(FieldChange::new(field.as_str(), None, offered.clone().map(Value::String)));
+        changes.push(FieldChange::new(
+            field.as_str(),
+            None,
+            offered.clone().map(Value::String),
+        ));
     }
     let mut attributes = survivor.custom_attributes.clone();
-    if let (Some(kept), Some(offered)) = (attributes.as_object_mut(), absorbed.custom_attributes.as_object()) {
+    if let (Some(kept), Some(offered)) = (
+        attributes.as_object_mut(),
+        absorbed.custom_attributes.as_object(),
+    ) {
         for (key, value) in offered {
             if !kept.contains_key(key) {
                 kept.insert(key.clone(), value.clone());
-                changes.push(FieldChange::new(format!("attributes.{key}"), None, Some(value.clone())));
+                changes.push(FieldChange::new(
+                    format!("attributes.{key}"),
+                    None,
+                    Some(value.clone()),
+                ));
             }
         }
     }
@@ -126,14 +135,26 @@ pub async fn merge(
     active.updated_at = Set(Utc::now());
     let survivor = active.update(txn).await?;
 
-    history::record(txn, survivor.project_id, survivor.id, actor, EventKind::Merge, &changes).await?;
+    history::record(
+        txn,
+        survivor.project_id,
+        survivor.id,
+        actor,
+        EventKind::Merge,
+        &changes,
+    )
+    .await?;
     history::record(
         txn,
         absorbed.project_id,
         absorbed.id,
         actor,
         EventKind::Merge,
-        &[FieldChange::new("mergedInto", None, Some(json!(survivor.id.to_string())))],
+        &[FieldChange::new(
+            "mergedInto",
+            None,
+            Some(json!(survivor.id.to_string())),
+        )],
     )
     .await?;
     Ok(Some(Merged {

@@ -44,12 +44,17 @@ impl ContactSubscription {
         let project_id = access.project_id();
         let subscriber = access.agent_id();
         let db = services(ctx).db.clone();
-        let changes = services(ctx).bus.subscribe().filter_map(move |event| async move {
-            match event {
-                Event::ContactChanged(change) if change.project_id == project_id => Some(change),
-                _ => None,
-            }
-        });
+        let changes = services(ctx)
+            .bus
+            .subscribe()
+            .filter_map(move |event| async move {
+                match event {
+                    Event::ContactChanged(change) if change.project_id == project_id => {
+                        Some(change)
+                    }
+                    _ => None,
+                }
+            });
         Ok(changes
             .then(move |change| {
                 let db = db.clone();

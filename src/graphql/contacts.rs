@@ -313,25 +313,25 @@ impl ContactConnection {
     async fn page_info(&self, ctx: &Context<'_>) -> Result<PageInfo> {
         // The page tells what lies ahead of it; what lies behind costs one
         // more (indexed) statement, spent only when asked for.
-        let wanted = match self.request {
-            PageRequest::Forward { .. } => "hasPreviousPage",
-            PageRequest::Backward { .. } => "hasNextPage",
-        };
-        let behind = if ctx.look_ahead().field(wanted).exists() {
-            self.list
-                .has_more_behind(&services(ctx).db, &self.request)
-                .await?
+        let forwards = matches!(self.request, PageRequest::Forward { .. });
+        let wanted = if forwards {
+            "hasPreviousPage"
         } else {
-            false
+            "hasNextPage"
         };
+        let behind = ctx.look_ahead().field(wanted).exists()
+            && self
+                .list
+                .has_more_behind(&services(ctx).db, &self.request)
+                .await?;
         let cursor_at = |index: Option<usize>| {
             index
                 .and_then(|index| self.page.contacts.get(index))
                 .map(|(_, cursor)| cursor.encode())
         };
         Ok(PageInfo {
-            has_previous_page: self.page.has_previous_page || behind,
-            has_next_page: self.page.has_next_page || behind,
+            has_previous_page: self.page.has_previous_page || (forwards && behind),
+            has_next_page: self.page.has_next_page || (!forwards && behind),
             start_cursor: cursor_at(Some(0)),
             end_cursor: cursor_at(self.page.contacts.len().checked_sub(1)),
         })

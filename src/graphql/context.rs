@@ -61,9 +61,9 @@ pub fn require_agent<'a>(ctx: &Context<'a>) -> AppResult<&'a agent::Model> {
 }
 
 pub fn require_visitor(ctx: &Context<'_>) -> AppResult<VisitorSession> {
-    viewer(ctx)
-        .visitor
-        .ok_or(AppError::Unauthenticated("send the visitor token from startChat"))
+    viewer(ctx).visitor.ok_or(AppError::Unauthenticated(
+        "send the visitor token from startChat",
+    ))
 }
 
 /// The gate of every project-scoped resolver: the caller must be an agent

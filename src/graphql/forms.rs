@@ -101,7 +101,12 @@ fn options_of(question: &form_question::Model) -> Vec<String> {
     question
         .options
         .as_array()
-        .map(|options| options.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect())
+        .map(|options| {
+            options
+                .iter()
+                .filter_map(|o| o.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -273,7 +278,9 @@ impl FormMutation {
             required: input.required,
             options: input.options,
         };
-        Ok(forms::update_question(db, &access, question, changes).await?.into())
+        Ok(forms::update_question(db, &access, question, changes)
+            .await?
+            .into())
     }
 
     /// Puts the questions in this order; every question once. Admins only.
@@ -339,7 +346,11 @@ impl FormMutation {
         Ok(SubmitContactFormPayload {
             contact: VisitorContact::from(&outcome.contact),
             complete: outcome.remaining.is_empty(),
-            remaining: outcome.remaining.into_iter().map(VisitorQuestion::from).collect(),
+            remaining: outcome
+                .remaining
+                .into_iter()
+                .map(VisitorQuestion::from)
+                .collect(),
         })
     }
 }

@@ -6,6 +6,7 @@
 //! authorized are ever asked for.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{chat, contact_event};
@@ -46,10 +47,7 @@ impl Loader<FirstOf> for ChatsLoader {
     type Value = Page<chat::Model>;
     type Error = async_graphql::Error;
 
-    async fn load(
-        &self,
-        keys: &[FirstOf],
-    ) -> Result<HashMap<FirstOf, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[FirstOf]) -> Result<HashMap<FirstOf, Self::Value>, Self::Error> {
         let mut loaded = HashMap::new();
         for (first, contact_ids) in by_page_size(keys) {
             let pages = contacts::first_chats_of_many(&self.db, &contact_ids, first).await?;
@@ -67,10 +65,7 @@ impl Loader<FirstOf> for HistoryLoader {
     type Value = Page<contact_event::Model>;
     type Error = async_graphql::Error;
 
-    async fn load(
-        &self,
-        keys: &[FirstOf],
-    ) -> Result<HashMap<FirstOf, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[FirstOf]) -> Result<HashMap<FirstOf, Self::Value>, Self::Error> {
         let mut loaded = HashMap::new();
         for (first, contact_ids) in by_page_size(keys) {
             let pages = contacts::first_history_of_many(&self.db, &contact_ids, first).await?;
@@ -90,11 +85,19 @@ pub struct Loaders {
     pub history: DataLoader<HistoryLoader>,
 }
 
+/// How long a batch waits for more keys after its first. The contacts of a
+/// page ask one after the other, with the executor yielding every 32 list
+/// items; 1 ms (the default) can close a batch before a slow (debug, busy)
+/// build has asked for the whole page.
+const BATCH_WINDOW: Duration = Duration::from_millis(3);
+
 impl Loaders {
     pub fn new(db: DatabaseConnection) -> Self {
         Loaders {
-            chats: DataLoader::new(ChatsLoader { db: db.clone() }, spawn_in_current_span),
-            history: DataLoader::new(HistoryLoader { db }, spawn_in_current_span),
+            chats: DataLoader::new(ChatsLoader { db: db.clone() }, spawn_in_current_span)
+                .delay(BATCH_WINDOW),
+            history: DataLoader::new(HistoryLoader { db }, spawn_in_current_span)
+                .delay(BATCH_WINDOW),
         }
     }
 }

@@ -6,9 +6,11 @@ pub mod contact_updates;
 pub mod contacts;
 pub mod context;
 pub mod errors;
+pub mod exports;
 pub mod forms;
 pub mod loaders;
 pub mod location;
+pub mod notifications;
 pub mod projects;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
@@ -22,6 +24,8 @@ pub struct QueryRoot(
     projects::ProjectQuery,
     contacts::ContactQuery,
     forms::FormQuery,
+    exports::ExportQuery,
+    notifications::NotificationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -31,12 +35,16 @@ pub struct MutationRoot(
     chats::ChatMutation,
     contacts::ContactMutation,
     forms::FormMutation,
+    exports::ExportMutation,
+    notifications::NotificationMutation,
 );
 
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(
     projects::ProjectSubscription,
     contact_updates::ContactSubscription,
+    exports::ExportSubscription,
+    notifications::NotificationSubscription,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

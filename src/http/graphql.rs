@@ -156,13 +156,15 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// operations still work, the rest answer UNAUTHENTICATED.
 async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> Result<Viewer, Response> {
     let looked_up = if token.starts_with("vt_") {
-        chats::authenticate_visitor(db, token).await.map(|found| Viewer {
-            visitor: found.map(|(chat, _)| VisitorSession {
-                chat_id: chat.id,
-                project_id: chat.project_id,
-            }),
-            ..Viewer::default()
-        })
+        chats::authenticate_visitor(db, token)
+            .await
+            .map(|found| Viewer {
+                visitor: found.map(|(chat, _)| VisitorSession {
+                    chat_id: chat.id,
+                    project_id: chat.project_id,
+                }),
+                ..Viewer::default()
+            })
     } else {
         auth::authenticate(db, token).await.map(|agent| Viewer {
             agent,

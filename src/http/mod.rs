@@ -1,5 +1,6 @@
 //! The HTTP surface: the GraphQL endpoint and the health probes.
 
+mod downloads;
 mod graphql;
 mod health;
 
@@ -29,6 +30,7 @@ pub fn router(state: HttpState) -> Router {
             "/graphql",
             get(graphql::graphiql_or_websocket).post(graphql::execute),
         )
+        .route("/exports/{*key}", get(downloads::download))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(Arc::new(state))

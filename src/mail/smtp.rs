@@ -40,8 +40,17 @@ impl SmtpMailer {
     ///
     /// with `user:password@` before the host to log in (percent-encode
     /// special characters) and an optional `/name` path for the EHLO name.
+    ///
+    /// Must be called inside a Tokio runtime: the connection pool starts a
+    /// task that closes idle connections.
     pub fn from_url(smtp_url: &str, mail_from: &str) -> Result<SmtpMailer, MailError> {
         let from = parse_mailbox(mail_from)?;
+        // lettre would panic while spawning that task; an error says more.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(MailError::Config(
+                "the SMTP mailer must be created inside a Tokio runtime".into(),
+            ));
+        }
         // lettre's errors for a bad URL do not echo it, so a password in it
         // does not reach the logs.
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
@@ -89,8 +98,8 @@ impl Mailer for SmtpMailer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn urls_lettre_reads() {
+    #[tokio::test]
+    async fn urls_lettre_reads() {
         for url in [
             "smtp://localhost:2525",
             "smtp://user:pa%40ss@mail.example.test:587?tls=required",
@@ -104,8 +113,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn bad_settings_are_refused_without_echoing_secrets() {
+    #[tokio::test]
+    async fn bad_settings_are_refused_without_echoing_secrets() {
         let error = SmtpMailer::from_url("ftp://user:hunter2@host", "contacts@example.test")
             .expect_err("bad scheme");
         assert!(matches!(error, MailError::Config(_)));
@@ -118,7 +127,15 @@ mod tests {
     }
 
     #[test]
-    fn debug_and_logs_hide_the_password() {
+    fn outside_a_runtime_is_an_error_not_a_panic() {
+        assert!(matches!(
+            SmtpMailer::from_url("smtp://localhost", "contacts@example.test"),
+            Err(MailError::Config(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn debug_and_logs_hide_the_password() {
         let mailer = SmtpMailer::from_url(
             "smtp://user:hunter2@mail.example.test:587?tls=required",
             "contacts@example.test",

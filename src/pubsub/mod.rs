@@ -8,6 +8,9 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::domain::events::Event;
 
+mod postgres;
+pub use postgres::PgNotifyBus;
+
 pub trait EventBus: Send + Sync {
     /// Hands the event to every current subscriber; never blocks on slow ones.
     fn publish(&self, event: Event);

@@ -493,7 +493,10 @@ where
         SdkError::TimeoutError(_) => true,
         // Connection refused or reset, DNS, TLS handshake, timeouts; "user"
         // failures are ones the client caused (such as a bad endpoint URL).
-        SdkError::DispatchFailure(failure) => !failure.is_user(),
+        // Credentials are resolved in this phase too: none configured at all
+        // will not change by waiting, while a credential service that timed
+        // out or failed may answer next time.
+        SdkError::DispatchFailure(failure) => !failure.is_user() && !credentials_missing(&error),
         // An answer that could not be read, such as one cut off half-way.
         SdkError::ResponseError(_) => true,
         SdkError::ServiceError(_) => {
@@ -525,9 +528,53 @@ where
     }
 }
 
+/// Whether the source chain holds a credentials error that retrying cannot
+/// fix: no provider found any, or their configuration is invalid.
+fn credentials_missing(error: &(dyn std::error::Error + 'static)) -> bool {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut source = Some(error);
+    while let Some(current) = source {
+        if let Some(credentials) = current.downcast_ref::<CredentialsError>() {
+            return matches!(
+                credentials,
+                CredentialsError::CredentialsNotLoaded(_)
+                    | CredentialsError::InvalidConfiguration(_)
+            );
+        }
+        source = current.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_sdk_s3::error::ConnectorError;
+    use aws_sdk_s3::operation::put_object::PutObjectError;
+
+    fn dispatch_failure(source: CredentialsError) -> SdkError<PutObjectError, HttpResponse> {
+        SdkError::dispatch_failure(ConnectorError::other(Box::new(source), None))
+    }
+
+    #[test]
+    fn missing_credentials_are_permanent_and_provider_hiccups_transient() {
+        let missing = dispatch_failure(CredentialsError::not_loaded("no provider"));
+        assert!(!classify("upload", "k", missing).is_transient());
+        let invalid = dispatch_failure(CredentialsError::invalid_configuration("bad profile"));
+        assert!(!classify("upload", "k", invalid).is_transient());
+        let timed_out =
+            dispatch_failure(CredentialsError::provider_timed_out(Duration::from_secs(5)));
+        assert!(classify("upload", "k", timed_out).is_transient());
+        let io = SdkError::<PutObjectError, HttpResponse>::dispatch_failure(ConnectorError::io(
+            Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ));
+        assert!(classify("upload", "k", io).is_transient());
+        let timeout = SdkError::<PutObjectError, HttpResponse>::timeout_error("slow");
+        assert!(classify("upload", "k", timeout).is_transient());
+        let construction = SdkError::<PutObjectError, HttpResponse>::construction_failure("bad");
+        assert!(!classify("upload", "k", construction).is_transient());
+    }
 
     #[test]
     fn prefix_is_a_folder() {

@@ -30,7 +30,9 @@ async fn project_with_form(app: &TestApp) -> Project {
         json!({"key": "newsletter", "label": "Newsletter?", "kind": "CHECKBOX", "target": {"attribute": "newsletter"}}),
     ];
     for question in questions {
-        let body = app.graphql(Some(&admin.token), CREATE, json!({"p": id, "q": question})).await;
+        let body = app
+            .graphql(Some(&admin.token), CREATE, json!({"p": id, "q": question}))
+            .await;
         assert!(body["errors"].is_null(), "{body}");
     }
     Project { admin, id, key }
@@ -39,7 +41,11 @@ async fn project_with_form(app: &TestApp) -> Project {
 /// Starts a chat from 127.0.0.1 and returns the visitor token.
 async fn start(app: &TestApp, key: &str, visitor: &str) -> String {
     let body = app
-        .graphql(None, START, json!({"i": {"projectKey": key, "visitorId": visitor}}))
+        .graphql(
+            None,
+            START,
+            json!({"i": {"projectKey": key, "visitorId": visitor}}),
+        )
         .await;
     body["data"]["startChat"]["visitorToken"]
         .as_str()
@@ -48,7 +54,8 @@ async fn start(app: &TestApp, key: &str, visitor: &str) -> String {
 }
 
 async fn submit(app: &TestApp, token: &str, answers: Value) -> Value {
-    app.graphql(Some(token), SUBMIT, json!({"a": answers})).await
+    app.graphql(Some(token), SUBMIT, json!({"a": answers}))
+        .await
 }
 
 fn keys(questions: &Value) -> Vec<String> {
@@ -82,24 +89,61 @@ async fn admins_configure_questions_with_validation() {
     let app = spawn_app().await;
     let project = project_with_form(&app).await;
     let listed = app
-        .graphql(Some(&project.admin.token), "query($p: ID!) { formQuestions(projectId: $p) { id key position } }", json!({"p": project.id}))
+        .graphql(
+            Some(&project.admin.token),
+            "query($p: ID!) { formQuestions(projectId: $p) { id key position } }",
+            json!({"p": project.id}),
+        )
         .await;
     let questions = listed["data"]["formQuestions"].as_array().unwrap().clone();
-    assert_eq!(keys(&listed["data"]["formQuestions"]), ["name", "email", "phone", "plan", "seats", "newsletter"]);
+    assert_eq!(
+        keys(&listed["data"]["formQuestions"]),
+        ["name", "email", "phone", "plan", "seats", "newsletter"]
+    );
 
     let invalid = [
-        (json!({"key": "plan2", "label": "Plan", "kind": "SELECT", "target": {"attribute": "plan2"}}), "options"),
-        (json!({"key": "other_email", "label": "Email", "kind": "EMAIL", "target": {"field": "EMAIL"}}), "target"),
-        (json!({"key": "mail", "label": "Email", "kind": "TEXT", "target": {"field": "PHONE"}}), "kind"),
-        (json!({"key": "name", "label": "Again", "kind": "TEXT", "target": {"attribute": "nick"}}), "key"),
-        (json!({"key": "Bad Key", "label": "x", "kind": "TEXT", "target": {"attribute": "x"}}), "key"),
-        (json!({"key": "size", "label": "", "kind": "TEXT", "target": {"attribute": "size"}}), "label"),
-        (json!({"key": "size", "label": "Size", "kind": "NUMBER", "target": {"attribute": "size"}, "options": ["1"]}), "options"),
+        (
+            json!({"key": "plan2", "label": "Plan", "kind": "SELECT", "target": {"attribute": "plan2"}}),
+            "options",
+        ),
+        (
+            json!({"key": "other_email", "label": "Email", "kind": "EMAIL", "target": {"field": "EMAIL"}}),
+            "target",
+        ),
+        (
+            json!({"key": "mail", "label": "Email", "kind": "TEXT", "target": {"field": "PHONE"}}),
+            "kind",
+        ),
+        (
+            json!({"key": "name", "label": "Again", "kind": "TEXT", "target": {"attribute": "nick"}}),
+            "key",
+        ),
+        (
+            json!({"key": "Bad Key", "label": "x", "kind": "TEXT", "target": {"attribute": "x"}}),
+            "key",
+        ),
+        (
+            json!({"key": "size", "label": "", "kind": "TEXT", "target": {"attribute": "size"}}),
+            "label",
+        ),
+        (
+            json!({"key": "size", "label": "Size", "kind": "NUMBER", "target": {"attribute": "size"}, "options": ["1"]}),
+            "options",
+        ),
     ];
     for (question, field) in invalid {
-        let body = app.graphql(Some(&project.admin.token), CREATE, json!({"p": project.id, "q": question})).await;
+        let body = app
+            .graphql(
+                Some(&project.admin.token),
+                CREATE,
+                json!({"p": project.id, "q": question}),
+            )
+            .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{question}: {body}");
-        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{question}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["field"], field,
+            "{question}"
+        );
     }
 
     // Reorder: the last question first.
@@ -108,7 +152,10 @@ async fn admins_configure_questions_with_validation() {
     let reordered = app
         .graphql(Some(&project.admin.token), "mutation($p: ID!, $ids: [ID!]!) { reorderFormQuestions(projectId: $p, ids: $ids) { key } }", json!({"p": project.id, "ids": ids}))
         .await;
-    assert_eq!(keys(&reordered["data"]["reorderFormQuestions"])[0], "newsletter");
+    assert_eq!(
+        keys(&reordered["data"]["reorderFormQuestions"])[0],
+        "newsletter"
+    );
     let partial = app
         .graphql(Some(&project.admin.token), "mutation($p: ID!, $ids: [ID!]!) { reorderFormQuestions(projectId: $p, ids: $ids) { key } }", json!({"p": project.id, "ids": [ids[0]]}))
         .await;
@@ -119,9 +166,16 @@ async fn admins_configure_questions_with_validation() {
     let updated = app
         .graphql(Some(&project.admin.token), "mutation($id: ID!) { updateFormQuestion(id: $id, input: {label: \"Your plan\", options: [\"Free\", \"Pro\", \"Team\"]}) { label options } }", json!({"id": plan_id}))
         .await;
-    assert_eq!(updated["data"]["updateFormQuestion"], json!({"label": "Your plan", "options": ["Free", "Pro", "Team"]}));
+    assert_eq!(
+        updated["data"]["updateFormQuestion"],
+        json!({"label": "Your plan", "options": ["Free", "Pro", "Team"]})
+    );
     let deleted = app
-        .graphql(Some(&project.admin.token), "mutation($id: ID!) { deleteFormQuestion(id: $id) }", json!({"id": plan_id}))
+        .graphql(
+            Some(&project.admin.token),
+            "mutation($id: ID!) { deleteFormQuestion(id: $id) }",
+            json!({"id": plan_id}),
+        )
         .await;
     assert_eq!(deleted["data"]["deleteFormQuestion"], plan_id);
 }
@@ -131,15 +185,33 @@ async fn agents_may_read_but_not_change_the_form_and_outsiders_see_nothing() {
     let app = spawn_app().await;
     let project = project_with_form(&app).await;
     let agent = app.agent("agent").await;
-    app.add_member(&project.admin, &project.id, &agent, "AGENT").await;
+    app.add_member(&project.admin, &project.id, &agent, "AGENT")
+        .await;
     let outsider = app.agent("outsider").await;
-    let question = json!({"key": "city", "label": "City", "kind": "TEXT", "target": {"attribute": "city"}});
-    let as_agent = app.graphql(Some(&agent.token), CREATE, json!({"p": project.id, "q": question})).await;
+    let question =
+        json!({"key": "city", "label": "City", "kind": "TEXT", "target": {"attribute": "city"}});
+    let as_agent = app
+        .graphql(
+            Some(&agent.token),
+            CREATE,
+            json!({"p": project.id, "q": question}),
+        )
+        .await;
     assert_eq!(error_code(&as_agent), "FORBIDDEN");
-    let as_outsider = app.graphql(Some(&outsider.token), CREATE, json!({"p": project.id, "q": question})).await;
+    let as_outsider = app
+        .graphql(
+            Some(&outsider.token),
+            CREATE,
+            json!({"p": project.id, "q": question}),
+        )
+        .await;
     assert_eq!(error_code(&as_outsider), "NOT_FOUND");
     let read = app
-        .graphql(Some(&agent.token), "query($p: ID!) { formQuestions(projectId: $p) { key } }", json!({"p": project.id}))
+        .graphql(
+            Some(&agent.token),
+            "query($p: ID!) { formQuestions(projectId: $p) { key } }",
+            json!({"p": project.id}),
+        )
         .await;
     assert_eq!(keys(&read["data"]["formQuestions"]).len(), 6);
 }
@@ -152,16 +224,25 @@ async fn the_form_asks_only_what_is_missing_until_complete() {
 
     let form = app.graphql(Some(&token), FORM, json!({})).await;
     assert_eq!(form["data"]["contactForm"]["complete"], false);
-    assert_eq!(keys(&form["data"]["contactForm"]["questions"]), ["name", "email", "phone", "plan", "seats", "newsletter"]);
+    assert_eq!(
+        keys(&form["data"]["contactForm"]["questions"]),
+        ["name", "email", "phone", "plan", "seats", "newsletter"]
+    );
 
     let body = submit(&app, &token, json!([{"key": "name", "value": " Ana Gómez "}, {"key": "email", "value": "Ana@Example.COM"}])).await;
     let payload = &body["data"]["submitContactForm"];
     assert_eq!(payload["contact"]["name"], "Ana Gómez", "{body}");
     assert_eq!(payload["contact"]["email"], "ana@example.com");
-    assert_eq!(keys(&payload["remaining"]), ["phone", "plan", "seats", "newsletter"]);
+    assert_eq!(
+        keys(&payload["remaining"]),
+        ["phone", "plan", "seats", "newsletter"]
+    );
 
     let form = app.graphql(Some(&token), FORM, json!({})).await;
-    assert_eq!(keys(&form["data"]["contactForm"]["questions"]), ["phone", "plan", "seats", "newsletter"]);
+    assert_eq!(
+        keys(&form["data"]["contactForm"]["questions"]),
+        ["phone", "plan", "seats", "newsletter"]
+    );
 
     let body = submit(
         &app,
@@ -174,14 +255,26 @@ async fn the_form_asks_only_what_is_missing_until_complete() {
         ]),
     )
     .await;
-    assert_eq!(body["data"]["submitContactForm"]["complete"], true, "{body}");
-    assert_eq!(body["data"]["submitContactForm"]["contact"]["phone"], "+34612345678");
+    assert_eq!(
+        body["data"]["submitContactForm"]["complete"], true,
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["submitContactForm"]["contact"]["phone"],
+        "+34612345678"
+    );
     let form = app.graphql(Some(&token), FORM, json!({})).await;
-    assert_eq!(form["data"]["contactForm"], json!({"complete": true, "questions": []}));
+    assert_eq!(
+        form["data"]["contactForm"],
+        json!({"complete": true, "questions": []})
+    );
 
     // Custom attributes keep their type.
     let contact = &contacts(&app).await[0];
-    assert_eq!(contact.custom_attributes, json!({"plan": "Pro", "seats": 12.0, "newsletter": true}));
+    assert_eq!(
+        contact.custom_attributes,
+        json!({"plan": "Pro", "seats": 12.0, "newsletter": true})
+    );
 
     // The same visitor on a new chat is not asked again.
     let again = start(&app, &project.key, "visitor-1").await;
@@ -196,16 +289,43 @@ async fn every_validation_error_names_the_field_and_writes_nothing() {
     let token = start(&app, &project.key, "visitor-1").await;
     let good_name = json!({"key": "name", "value": "Ana"});
     let cases = [
-        (json!([good_name, {"key": "email", "value": "not-an-email"}]), "answers.email"),
-        (json!([good_name, {"key": "phone", "value": "12"}]), "answers.phone"),
-        (json!([good_name, {"key": "seats", "value": "many"}]), "answers.seats"),
-        (json!([good_name, {"key": "plan", "value": "Enterprise"}]), "answers.plan"),
-        (json!([good_name, {"key": "newsletter", "value": "yes"}]), "answers.newsletter"),
-        (json!([good_name, {"key": "shoe_size", "value": "42"}]), "answers.shoe_size"),
-        (json!([good_name, {"key": "name", "value": "Again"}]), "answers.name"),
-        (json!([{"key": "email", "value": "ana@example.com"}]), "answers.name"),
+        (
+            json!([good_name, {"key": "email", "value": "not-an-email"}]),
+            "answers.email",
+        ),
+        (
+            json!([good_name, {"key": "phone", "value": "12"}]),
+            "answers.phone",
+        ),
+        (
+            json!([good_name, {"key": "seats", "value": "many"}]),
+            "answers.seats",
+        ),
+        (
+            json!([good_name, {"key": "plan", "value": "Enterprise"}]),
+            "answers.plan",
+        ),
+        (
+            json!([good_name, {"key": "newsletter", "value": "yes"}]),
+            "answers.newsletter",
+        ),
+        (
+            json!([good_name, {"key": "shoe_size", "value": "42"}]),
+            "answers.shoe_size",
+        ),
+        (
+            json!([good_name, {"key": "name", "value": "Again"}]),
+            "answers.name",
+        ),
+        (
+            json!([{"key": "email", "value": "ana@example.com"}]),
+            "answers.name",
+        ),
         (json!([{"key": "name", "value": "   "}]), "answers.name"),
-        (json!([{"key": "name", "value": "x".repeat(1001)}]), "answers.name"),
+        (
+            json!([{"key": "name", "value": "x".repeat(1001)}]),
+            "answers.name",
+        ),
     ];
     for (answers, field) in cases {
         let body = submit(&app, &token, answers.clone()).await;
@@ -213,9 +333,16 @@ async fn every_validation_error_names_the_field_and_writes_nothing() {
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{answers}");
     }
     let contact = &contacts(&app).await[0];
-    assert_eq!((contact.name.as_ref(), contact.email.as_ref()), (None, None));
+    assert_eq!(
+        (contact.name.as_ref(), contact.email.as_ref()),
+        (None, None)
+    );
     assert_eq!(contact.custom_attributes, json!({}));
-    let kinds: Vec<String> = events(&app, contact.id).await.into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> = events(&app, contact.id)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
     assert_eq!(kinds, ["CREATED"]);
 }
 
@@ -224,24 +351,79 @@ async fn form_changes_are_recorded_and_a_visitor_may_correct_its_own_answer() {
     let app = spawn_app().await;
     let project = project_with_form(&app).await;
     let token = start(&app, &project.key, "visitor-1").await;
-    submit(&app, &token, json!([{"key": "name", "value": "Ana"}, {"key": "email", "value": "ana@example.com"}])).await;
-    let body = submit(&app, &token, json!([{"key": "email", "value": "ana.gomez@example.com"}])).await;
-    assert_eq!(body["data"]["submitContactForm"]["contact"]["email"], "ana.gomez@example.com", "{body}");
+    submit(
+        &app,
+        &token,
+        json!([{"key": "name", "value": "Ana"}, {"key": "email", "value": "ana@example.com"}]),
+    )
+    .await;
+    let body = submit(
+        &app,
+        &token,
+        json!([{"key": "email", "value": "ana.gomez@example.com"}]),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["submitContactForm"]["contact"]["email"], "ana.gomez@example.com",
+        "{body}"
+    );
 
     let contact = &contacts(&app).await[0];
-    let chat_id = chat::Entity::find().one(&app.app_services.db).await.unwrap().unwrap().id;
+    let chat_id = chat::Entity::find()
+        .one(&app.app_services.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let history: Vec<_> = events(&app, contact.id)
         .await
         .into_iter()
-        .map(|e| (e.kind, e.actor_type, e.actor_id, e.field, e.old_value, e.new_value))
+        .map(|e| {
+            (
+                e.kind,
+                e.actor_type,
+                e.actor_id,
+                e.field,
+                e.old_value,
+                e.new_value,
+            )
+        })
         .collect();
     assert_eq!(
         history,
         vec![
-            ("CREATED".into(), "VISITOR".into(), Some(chat_id), None, None, None),
-            ("FORM_SYNC".into(), "VISITOR".into(), Some(chat_id), Some("name".into()), None, Some(json!("Ana"))),
-            ("FORM_SYNC".into(), "VISITOR".into(), Some(chat_id), Some("email".into()), None, Some(json!("ana@example.com"))),
-            ("FORM_SYNC".into(), "VISITOR".into(), Some(chat_id), Some("email".into()), Some(json!("ana@example.com")), Some(json!("ana.gomez@example.com"))),
+            (
+                "CREATED".into(),
+                "VISITOR".into(),
+                Some(chat_id),
+                None,
+                None,
+                None
+            ),
+            (
+                "FORM_SYNC".into(),
+                "VISITOR".into(),
+                Some(chat_id),
+                Some("name".into()),
+                None,
+                Some(json!("Ana"))
+            ),
+            (
+                "FORM_SYNC".into(),
+                "VISITOR".into(),
+                Some(chat_id),
+                Some("email".into()),
+                None,
+                Some(json!("ana@example.com"))
+            ),
+            (
+                "FORM_SYNC".into(),
+                "VISITOR".into(),
+                Some(chat_id),
+                Some("email".into()),
+                Some(json!("ana@example.com")),
+                Some(json!("ana.gomez@example.com"))
+            ),
         ]
     );
 }
@@ -251,7 +433,12 @@ async fn a_submitted_email_of_another_contact_merges_into_the_older() {
     let app = spawn_app().await;
     let project = project_with_form(&app).await;
     let first = start(&app, &project.key, "laptop").await;
-    submit(&app, &first, json!([{"key": "name", "value": "Ana"}, {"key": "email", "value": "ana@example.com"}])).await;
+    submit(
+        &app,
+        &first,
+        json!([{"key": "name", "value": "Ana"}, {"key": "email", "value": "ana@example.com"}]),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let second = start(&app, &project.key, "phone").await;
     let body = submit(
@@ -262,21 +449,39 @@ async fn a_submitted_email_of_another_contact_merges_into_the_older() {
     .await;
     let payload = &body["data"]["submitContactForm"];
     // The older contact survives with its own name, gaining the phone.
-    assert_eq!(payload["contact"], json!({"name": "Ana", "email": "ana@example.com", "phone": "+34612345678", "company": null}), "{body}");
+    assert_eq!(
+        payload["contact"],
+        json!({"name": "Ana", "email": "ana@example.com", "phone": "+34612345678", "company": null}),
+        "{body}"
+    );
 
     let remaining = contacts(&app).await;
     assert_eq!(remaining.len(), 1);
     let survivor = &remaining[0];
     assert_eq!(survivor.visitor_id, "laptop");
     let db = &app.app_services.db;
-    assert_eq!(chat::Entity::find().filter(chat::Column::ContactId.eq(survivor.id)).count(db).await.unwrap(), 2);
-    let kinds: Vec<String> = events(&app, survivor.id).await.into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        chat::Entity::find()
+            .filter(chat::Column::ContactId.eq(survivor.id))
+            .count(db)
+            .await
+            .unwrap(),
+        2
+    );
+    let kinds: Vec<String> = events(&app, survivor.id)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
     assert!(kinds.contains(&"MERGE".to_owned()), "{kinds:?}");
 
     // Both chats' tokens now lead to the survivor, and the merged visitor id
     // finds it again.
     let form = app.graphql(Some(&second), FORM, json!({})).await;
-    assert_eq!(keys(&form["data"]["contactForm"]["questions"]), ["plan", "seats", "newsletter"]);
+    assert_eq!(
+        keys(&form["data"]["contactForm"]["questions"]),
+        ["plan", "seats", "newsletter"]
+    );
     start(&app, &project.key, "phone").await;
     assert_eq!(contacts(&app).await.len(), 1);
 }
@@ -290,14 +495,29 @@ async fn concurrent_submits_of_one_email_end_with_one_contact() {
         tokens.push(start(&app, &project.key, &format!("device-{n}")).await);
     }
     let submits = tokens.iter().map(|token| {
-        submit(&app, token, json!([{"key": "name", "value": "Sam"}, {"key": "email", "value": "sam@example.com"}]))
+        submit(
+            &app,
+            token,
+            json!([{"key": "name", "value": "Sam"}, {"key": "email", "value": "sam@example.com"}]),
+        )
     });
     for body in futures_util::future::join_all(submits).await {
         assert!(body["errors"].is_null(), "{body}");
     }
     let remaining = contacts(&app).await;
-    assert_eq!(remaining.len(), 1, "{:?}", remaining.iter().map(|c| &c.visitor_id).collect::<Vec<_>>());
-    assert_eq!(chat::Entity::find().count(&app.app_services.db).await.unwrap(), 6);
+    assert_eq!(
+        remaining.len(),
+        1,
+        "{:?}",
+        remaining.iter().map(|c| &c.visitor_id).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        chat::Entity::find()
+            .count(&app.app_services.db)
+            .await
+            .unwrap(),
+        6
+    );
 }
 
 fn signed(identifier: &str, secret: &str) -> String {
@@ -305,8 +525,12 @@ fn signed(identifier: &str, secret: &str) -> String {
 }
 
 async fn secret_key(app: &TestApp, project: &Project) -> String {
-    app.graphql(Some(&project.admin.token), "query($id: ID!) { project(id: $id) { secretKey } }", json!({"id": project.id}))
-        .await["data"]["project"]["secretKey"]
+    app.graphql(
+        Some(&project.admin.token),
+        "query($id: ID!) { project(id: $id) { secretKey } }",
+        json!({"id": project.id}),
+    )
+    .await["data"]["project"]["secretKey"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -317,32 +541,43 @@ async fn identified_visitors_are_the_same_contact_on_every_device() {
     let app = spawn_app().await;
     let project = project_with_form(&app).await;
     let secret = secret_key(&app, &project).await;
-    let identity = |signature: Option<String>| {
-        json!({"identifier": "user-42", "email": "sam@example.com", "name": "Sam", "signature": signature})
-    };
+    let identity = |signature: Option<String>| json!({"identifier": "user-42", "email": "sam@example.com", "name": "Sam", "signature": signature});
 
     // A wrong signature is refused and writes nothing.
     let body = app
         .graphql(None, START, json!({"i": {"projectKey": project.key, "visitorId": "laptop", "identity": identity(Some(signed("user-42", "sk_wrong")))}}))
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
-    assert_eq!(body["errors"][0]["extensions"]["field"], "identity.signature");
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"],
+        "identity.signature"
+    );
     assert!(contacts(&app).await.is_empty());
 
     // Without a signature the identity is ignored.
     let body = app
         .graphql(None, START, json!({"i": {"projectKey": project.key, "visitorId": "laptop", "identity": identity(None)}}))
         .await;
-    assert_eq!(body["data"]["startChat"]["contact"]["email"], Value::Null, "{body}");
+    assert_eq!(
+        body["data"]["startChat"]["contact"]["email"],
+        Value::Null,
+        "{body}"
+    );
 
     for device in ["laptop", "phone"] {
         let body = app
             .graphql(None, START, json!({"i": {"projectKey": project.key, "visitorId": device, "identity": identity(Some(signed("user-42", &secret)))}}))
             .await;
-        assert_eq!(body["data"]["startChat"]["contact"]["email"], "sam@example.com", "{body}");
+        assert_eq!(
+            body["data"]["startChat"]["contact"]["email"], "sam@example.com",
+            "{body}"
+        );
         let token = body["data"]["startChat"]["visitorToken"].as_str().unwrap();
         let form = app.graphql(Some(token), FORM, json!({})).await;
-        assert_eq!(keys(&form["data"]["contactForm"]["questions"]), ["phone", "plan", "seats", "newsletter"]);
+        assert_eq!(
+            keys(&form["data"]["contactForm"]["questions"]),
+            ["phone", "plan", "seats", "newsletter"]
+        );
     }
     let all = contacts(&app).await;
     assert_eq!(all.len(), 1, "the phone's contact is the laptop's");
@@ -359,7 +594,12 @@ async fn contacts_of_different_verified_people_are_never_merged() {
         let body = app
             .graphql(None, START, json!({"i": {"projectKey": project.key, "visitorId": user, "identity": {"identifier": user, "signature": signed(user, &secret)}}}))
             .await;
-        tokens.push(body["data"]["startChat"]["visitorToken"].as_str().unwrap().to_owned());
+        tokens.push(
+            body["data"]["startChat"]["visitorToken"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     for token in &tokens {
         let body = submit(&app, token, json!([{"key": "name", "value": "Shared"}, {"key": "email", "value": "family@example.com"}])).await;
@@ -379,15 +619,33 @@ async fn a_visitor_token_reaches_its_own_form_and_nothing_else() {
 
     submit(&app, &mine, json!([{"key": "name", "value": "Me"}])).await;
     let all = contacts(&app).await;
-    let names: Vec<_> = all.iter().map(|c| (c.visitor_id.as_str(), c.name.as_deref())).collect();
-    assert!(names.contains(&("me", Some("Me"))) && names.contains(&("them", Some("Them"))), "{names:?}");
+    let names: Vec<_> = all
+        .iter()
+        .map(|c| (c.visitor_id.as_str(), c.name.as_deref()))
+        .collect();
+    assert!(
+        names.contains(&("me", Some("Me"))) && names.contains(&("them", Some("Them"))),
+        "{names:?}"
+    );
 
     let agent_operations = [
-        ("query($p: ID!) { formQuestions(projectId: $p) { key } }", json!({"p": project.id})),
-        ("query($p: ID!) { project(id: $p) { name } }", json!({"p": project.id})),
+        (
+            "query($p: ID!) { formQuestions(projectId: $p) { key } }",
+            json!({"p": project.id}),
+        ),
+        (
+            "query($p: ID!) { project(id: $p) { name } }",
+            json!({"p": project.id}),
+        ),
         ("{ me { id } }", json!({})),
-        ("query($id: ID!) { contact(id: $id) { id } }", json!({"id": all[0].id.to_string()})),
-        (CREATE, json!({"p": project.id, "q": {"key": "x", "label": "x", "kind": "TEXT", "target": {"attribute": "x"}}})),
+        (
+            "query($id: ID!) { contact(id: $id) { id } }",
+            json!({"id": all[0].id.to_string()}),
+        ),
+        (
+            CREATE,
+            json!({"p": project.id, "q": {"key": "x", "label": "x", "kind": "TEXT", "target": {"attribute": "x"}}}),
+        ),
     ];
     for (operation, variables) in agent_operations {
         let body = app.graphql(Some(&mine), operation, variables).await;

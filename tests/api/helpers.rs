@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use contacts::config::Settings;
 use contacts::domain::agents;
-use contacts::startup::App;
+use std::sync::Arc;
+
+use contacts::startup::{Adapters, App};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -84,10 +86,15 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub app_services: contacts::services::Services,
     pub owner_login: Option<contacts::bootstrap::OwnerLogin>,
-    _database: TestDatabase,
-    _data_dir: TempDir,
+    /// The settings the app runs with, for a second instance or a restart.
+    pub settings: Settings,
+    /// Shared with other instances on the same database; dropped with the last.
+    _database: Arc<TestDatabase>,
+    _data_dir: Arc<TempDir>,
     /// Folders of fixtures the app reads, removed with the app.
     pub fixture_dirs: Vec<TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 /// An agent with a live token.
@@ -104,6 +111,11 @@ pub async fn spawn_app() -> TestApp {
 static AGENT_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_full(configure, Adapters::default()).await
+}
+
+/// Settings for a test app on a fresh database in a fresh data folder.
+async fn fresh_settings() -> (Settings, TestDatabase, TempDir) {
     let data_dir = TempDir::new().expect("temp dir");
     let (database, database_url) = TestDatabase::create(data_dir.path()).await;
     let mut settings = Settings::from_lookup(|_| None).expect("default settings");
@@ -111,20 +123,128 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.data_dir = data_dir.path().to_path_buf();
     settings.database_url = database_url;
     settings.bootstrap_owner = false;
+    settings.exports.poll_interval = std::time::Duration::from_millis(100);
+    settings.exports.retry_base = std::time::Duration::from_millis(100);
+    (settings, database, data_dir)
+}
+
+pub async fn spawn_app_full(configure: impl FnOnce(&mut Settings), adapters: Adapters) -> TestApp {
+    let (mut settings, database, data_dir) = fresh_settings().await;
     configure(&mut settings);
-    let app = App::build(settings).await.expect("the app builds");
+    start(settings, adapters, Arc::new(database), Arc::new(data_dir)).await
+}
+
+async fn start(
+    settings: Settings,
+    adapters: Adapters,
+    database: Arc<TestDatabase>,
+    data_dir: Arc<TempDir>,
+) -> TestApp {
+    let app = App::build_with(settings.clone(), adapters)
+        .await
+        .expect("the app builds");
     let address = format!("http://{}", app.local_addr());
     let app_services = app.services().clone();
     let owner_login = app.owner_login().cloned();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (stop, stop_signal) = tokio::sync::oneshot::channel::<()>();
+    let stopped = tokio::spawn(app.run_until(async move {
+        let _ = stop_signal.await;
+    }));
     TestApp {
         address,
         client: reqwest::Client::new(),
         app_services,
         owner_login,
+        settings,
         _database: database,
         _data_dir: data_dir,
         fixture_dirs: Vec::new(),
+        stop: Some(stop),
+        stopped: Some(stopped),
+    }
+}
+
+impl TestApp {
+    /// Another server instance on the same database and data folder.
+    pub async fn another_instance(&self, adapters: Adapters) -> TestApp {
+        self.another_instance_with(|_| {}, adapters).await
+    }
+
+    pub async fn another_instance_with(
+        &self,
+        configure: impl FnOnce(&mut Settings),
+        adapters: Adapters,
+    ) -> TestApp {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        start(
+            settings,
+            adapters,
+            self._database.clone(),
+            self._data_dir.clone(),
+        )
+        .await
+    }
+
+    /// Stops the server as SIGTERM would, and waits until it has stopped.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            stopped.await.expect("server task").expect("clean stop");
+        }
+    }
+}
+
+/// A server in a runtime of its own, which `kill` drops at once: nothing
+/// runs after it, no lease is released, as when the process dies.
+pub struct KillableApp {
+    pub address: String,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl KillableApp {
+    /// `adapters` is called inside the server's runtime, where its clients live.
+    pub fn spawn(
+        settings: Settings,
+        adapters: impl FnOnce() -> Adapters + Send + 'static,
+    ) -> KillableApp {
+        // A runtime cannot be blocked on from inside the test's runtime.
+        let (runtime, address) = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let address = runtime.block_on(async {
+                let app = App::build_with(settings, adapters())
+                    .await
+                    .expect("the app builds");
+                let address = format!("http://{}", app.local_addr());
+                tokio::spawn(app.run_until(std::future::pending()));
+                address
+            });
+            (runtime, address)
+        })
+        .join()
+        .expect("server thread");
+        KillableApp {
+            address,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for KillableApp {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -2,7 +2,10 @@
 //! Runs on SQLite, or on PostgreSQL when TEST_DATABASE_URL is set.
 
 mod auth;
+mod authorization;
 mod chats;
+mod contacts;
+mod exports;
 mod forms;
 mod health;
 mod helpers;
@@ -14,3 +17,11 @@ mod subscriptions;
 #[allow(dead_code)]
 #[path = "../support/geo_fixture.rs"]
 mod geo_fixture;
+
+#[allow(dead_code)]
+#[path = "../support/s3_server.rs"]
+mod s3_server;
+
+#[allow(dead_code)]
+#[path = "../support/smtp_sink.rs"]
+mod smtp_sink;

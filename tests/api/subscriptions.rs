@@ -9,12 +9,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::helpers::{TestApp, spawn_app};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-const MODERN: &str = "graphql-transport-ws";
+pub const MODERN: &str = "graphql-transport-ws";
 const LEGACY: &str = "graphql-ws";
 
-async fn connect(app: &TestApp, protocol: &str) -> Socket {
+pub async fn connect(app: &TestApp, protocol: &str) -> Socket {
     let mut request = app.ws_url().into_client_request().unwrap();
     request
         .headers_mut()
@@ -27,7 +27,7 @@ async fn connect(app: &TestApp, protocol: &str) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::text(message.to_string()))
         .await
@@ -35,7 +35,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next message, as JSON, or a description of how the connection ended.
-async fn next(socket: &mut Socket) -> Result<Value, String> {
+pub async fn next(socket: &mut Socket) -> Result<Value, String> {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
@@ -202,13 +202,25 @@ async fn members_see_contacts_created_and_updated_by_the_form() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = app
-        .graphql(None, "mutation($i: StartChatInput!) { startChat(input: $i) { visitorToken } }", json!({"i": {"projectKey": key, "visitorId": "watched"}}))
+        .graphql(
+            None,
+            "mutation($i: StartChatInput!) { startChat(input: $i) { visitorToken } }",
+            json!({"i": {"projectKey": key, "visitorId": "watched"}}),
+        )
         .await;
     let created = next(&mut socket).await.unwrap();
-    assert_eq!(created["payload"]["data"]["contactUpdated"]["kind"], "CREATED", "{created}");
-    assert_eq!(created["payload"]["data"]["contactUpdated"]["contact"]["visitorId"], "watched");
+    assert_eq!(
+        created["payload"]["data"]["contactUpdated"]["kind"], "CREATED",
+        "{created}"
+    );
+    assert_eq!(
+        created["payload"]["data"]["contactUpdated"]["contact"]["visitorId"],
+        "watched"
+    );
 
-    let token = started["data"]["startChat"]["visitorToken"].as_str().unwrap();
+    let token = started["data"]["startChat"]["visitorToken"]
+        .as_str()
+        .unwrap();
     app.graphql(Some(token), "mutation { submitContactForm(answers: [{key: \"email\", value: \"w@example.com\"}]) { complete } }", json!({}))
         .await;
     let updated = next(&mut socket).await.unwrap();
@@ -244,8 +256,12 @@ async fn a_removed_member_stops_receiving_contact_updates() {
         json!({"p": project_id, "a": agent.id}),
     )
     .await;
-    app.graphql(None, "mutation($i: StartChatInput!) { startChat(input: $i) { visitorToken } }", json!({"i": {"projectKey": key, "visitorId": "after-removal"}}))
-        .await;
+    app.graphql(
+        None,
+        "mutation($i: StartChatInput!) { startChat(input: $i) { visitorToken } }",
+        json!({"i": {"projectKey": key, "visitorId": "after-removal"}}),
+    )
+    .await;
     let message = next(&mut socket).await.unwrap();
     assert_eq!(message["type"], "complete", "{message}");
 }

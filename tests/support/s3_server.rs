@@ -4,9 +4,9 @@
 //! installed on the machine.
 //!
 //! Include it from a test crate with
-//! `#[path = "support/s3_server.rs"] mod s3_server;` (from `tests/x.rs`) or
-//! `#[path = "../support/s3_server.rs"] mod s3_server;` (from `tests/x/main.rs`).
-#![allow(dead_code)]
+//! `#[allow(dead_code)] #[path = "support/s3_server.rs"] mod s3_server;` (from
+//! `tests/x.rs`; `../support/s3_server.rs` from `tests/x/main.rs`). The
+//! `allow` is there because no one test crate uses every helper.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

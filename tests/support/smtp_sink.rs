@@ -4,9 +4,9 @@
 //! connection and read it back.
 //!
 //! Include it from a test crate with
-//! `#[path = "support/smtp_sink.rs"] mod smtp_sink;` (from `tests/x.rs`) or
-//! `#[path = "../support/smtp_sink.rs"] mod smtp_sink;` (from `tests/x/main.rs`).
-#![allow(dead_code)]
+//! `#[allow(dead_code)] #[path = "support/smtp_sink.rs"] mod smtp_sink;` (from
+//! `tests/x.rs`; `../support/smtp_sink.rs` from `tests/x/main.rs`). The
+//! `allow` is there because no one test crate uses every helper.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,46 @@
+//! A contact export: a durable background job and its outcome.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "export_jobs")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub project_id: Uuid,
+    /// The agent who asked, and the only one the link is sent to.
+    pub requested_by: Uuid,
+    /// Contacts created in [range_from, range_to) are exported.
+    pub range_from: DateTimeUtc,
+    pub range_to: DateTimeUtc,
+    /// QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED.
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// Not claimed before this time (backoff between attempts).
+    pub run_after: DateTimeUtc,
+    /// The worker holding the job while it runs, until the lease expires.
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTimeUtc>,
+    pub rows_written: i64,
+    pub rows_total: Option<i64>,
+    /// Where the finished file is stored.
+    pub object_key: Option<String>,
+    pub file_bytes: Option<i64>,
+    /// Why the job failed, in words an agent can read.
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    pub delivered_at: Option<DateTimeUtc>,
+    pub mail_sent_at: Option<DateTimeUtc>,
+    pub mail_attempts: i32,
+    pub mail_error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

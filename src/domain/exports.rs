@@ -1,0 +1,263 @@
+//! Contact exports as agents ask for them: the date range, the job record,
+//! listing and cancelling. The work itself is done by `jobs`.
+
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
+use entity::export_job;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use uuid::Uuid;
+
+use crate::domain::access::{self, ProjectAccess, Role};
+use crate::domain::ids::new_id;
+use crate::error::{AppError, AppResult};
+
+pub const QUEUED: &str = "QUEUED";
+pub const RUNNING: &str = "RUNNING";
+pub const COMPLETED: &str = "COMPLETED";
+pub const FAILED: &str = "FAILED";
+pub const CANCELLED: &str = "CANCELLED";
+
+/// A half-open range of creation times, [from, to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateRange {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl DateRange {
+    /// Reads `from` and `to` as RFC 3339 instants, or as calendar dates
+    /// (`YYYY-MM-DD`) in `time_zone` (IANA, default UTC). A calendar `to`
+    /// includes that whole day.
+    pub fn parse(from: &str, to: &str, time_zone: Option<&str>) -> AppResult<DateRange> {
+        let zone: chrono_tz::Tz = match time_zone.map(str::trim).filter(|z| !z.is_empty()) {
+            Some(name) => name
+                .parse()
+                .map_err(|_| AppError::bad_input("timeZone", "is not an IANA time zone"))?,
+            None => chrono_tz::UTC,
+        };
+        let from = parse_bound(from, "from", zone, false)?;
+        let to = parse_bound(to, "to", zone, true)?;
+        if from >= to {
+            return Err(AppError::bad_input("to", "must be after from"));
+        }
+        Ok(DateRange { from, to })
+    }
+}
+
+fn parse_bound(
+    raw: &str,
+    field: &str,
+    zone: chrono_tz::Tz,
+    end_of_range: bool,
+) -> AppResult<DateTime<Utc>> {
+    let raw = raw.trim();
+    if let Ok(instant) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+        AppError::bad_input(field, "must be an RFC 3339 time or a date like 2026-01-31")
+    })?;
+    let date = if end_of_range {
+        date.checked_add_signed(ChronoDuration::days(1))
+            .ok_or_else(|| AppError::bad_input(field, "is out of range"))?
+    } else {
+        date
+    };
+    let midnight = date
+        .and_hms_opt(0, 0, 0)
+        .ok_or_else(|| AppError::bad_input(field, "is out of range"))?;
+    // A day that starts in a DST gap begins at the first valid instant.
+    let local = zone
+        .from_local_datetime(&midnight)
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(midnight + ChronoDuration::hours(1)))
+                .earliest()
+        })
+        .ok_or_else(|| AppError::bad_input(field, "does not exist in this time zone"))?;
+    Ok(local.with_timezone(&Utc))
+}
+
+/// Stores a new export job, queued for a worker.
+pub async fn request_export(
+    db: &impl ConnectionTrait,
+    access: &ProjectAccess,
+    range: DateRange,
+    max_attempts: i32,
+) -> AppResult<export_job::Model> {
+    let now = Utc::now();
+    Ok(export_job::ActiveModel {
+        id: Set(new_id()),
+        project_id: Set(access.project_id()),
+        requested_by: Set(access.agent_id()),
+        range_from: Set(range.from),
+        range_to: Set(range.to),
+        status: Set(QUEUED.to_owned()),
+        attempts: Set(0),
+        max_attempts: Set(max_attempts),
+        run_after: Set(now),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
+        rows_written: Set(0),
+        rows_total: Set(None),
+        object_key: Set(None),
+        file_bytes: Set(None),
+        error: Set(None),
+        cancel_requested: Set(false),
+        delivered_at: Set(None),
+        mail_sent_at: Set(None),
+        mail_attempts: Set(0),
+        mail_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+    }
+    .insert(db)
+    .await?)
+}
+
+/// An export of a project the agent belongs to; another project's export
+/// answers as a missing one.
+pub async fn find_for_agent(
+    db: &impl ConnectionTrait,
+    agent_id: Uuid,
+    job_id: Uuid,
+) -> AppResult<(export_job::Model, ProjectAccess)> {
+    let job = export_job::Entity::find_by_id(job_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("export"))?;
+    let access = access::require_role(db, agent_id, job.project_id, Role::Agent)
+        .await
+        .map_err(|error| match error {
+            AppError::NotFound(_) => AppError::NotFound("export"),
+            other => other,
+        })?;
+    Ok((job, access))
+}
+
+/// A page of a project's exports, newest first, after the job `after`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    access: &ProjectAccess,
+    first: u64,
+    after: Option<Uuid>,
+) -> AppResult<(Vec<export_job::Model>, bool)> {
+    let mut query = export_job::Entity::find()
+        .filter(export_job::Column::ProjectId.eq(access.project_id()))
+        .order_by_desc(export_job::Column::Id)
+        .limit(first + 1);
+    if let Some(after) = after {
+        query = query.filter(export_job::Column::Id.lt(after));
+    }
+    let mut jobs = query.all(db).await?;
+    let has_next = jobs.len() as u64 > first;
+    jobs.truncate(first as usize);
+    Ok((jobs, has_next))
+}
+
+/// Cancels a queued job at once; a running one is told to stop, and its
+/// worker removes the partial file and delivers nothing.
+pub async fn cancel(
+    db: &impl ConnectionTrait,
+    job: export_job::Model,
+) -> AppResult<export_job::Model> {
+    let now = Utc::now();
+    match job.status.as_str() {
+        QUEUED => {
+            let result = export_job::Entity::update_many()
+                .col_expr(
+                    export_job::Column::Status,
+                    sea_orm::sea_query::Expr::value(CANCELLED),
+                )
+                .col_expr(
+                    export_job::Column::FinishedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .col_expr(
+                    export_job::Column::UpdatedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(export_job::Column::Id.eq(job.id))
+                .filter(export_job::Column::Status.eq(QUEUED))
+                .exec(db)
+                .await?;
+            if result.rows_affected == 0 {
+                // A worker claimed it meanwhile: ask it to stop instead.
+                return request_stop(db, job.id).await;
+            }
+        }
+        RUNNING => return request_stop(db, job.id).await,
+        _ => {
+            return Err(AppError::bad_input(
+                "id",
+                "only a queued or running export can be cancelled",
+            ));
+        }
+    }
+    reload(db, job.id).await
+}
+
+async fn request_stop(db: &impl ConnectionTrait, job_id: Uuid) -> AppResult<export_job::Model> {
+    export_job::Entity::update_many()
+        .col_expr(
+            export_job::Column::CancelRequested,
+            sea_orm::sea_query::Expr::value(true),
+        )
+        .col_expr(
+            export_job::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .filter(export_job::Column::Id.eq(job_id))
+        .exec(db)
+        .await?;
+    reload(db, job_id).await
+}
+
+pub async fn reload(db: &impl ConnectionTrait, job_id: Uuid) -> AppResult<export_job::Model> {
+    export_job::Entity::find_by_id(job_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("export"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_and_calendar_dates() {
+        let range =
+            DateRange::parse("2026-01-01T00:00:00Z", "2026-02-01T00:00:00+01:00", None).unwrap();
+        assert_eq!(range.from.to_rfc3339(), "2026-01-01T00:00:00+00:00");
+        assert_eq!(range.to.to_rfc3339(), "2026-01-31T23:00:00+00:00");
+
+        let range = DateRange::parse("2026-03-01", "2026-03-31", Some("Europe/Madrid")).unwrap();
+        assert_eq!(range.from.to_rfc3339(), "2026-02-28T23:00:00+00:00");
+        // The whole of 31 March, which is in summer time.
+        assert_eq!(range.to.to_rfc3339(), "2026-03-31T22:00:00+00:00");
+    }
+
+    #[test]
+    fn bad_ranges_name_the_input() {
+        let cases = [
+            (("2026-02-01", "2026-01-01", None), "to"),
+            (("2026-01-01", "2026-01-01T00:00:00Z", None), "to"),
+            (("yesterday", "2026-01-01", None), "from"),
+            (("2026-01-01", "2026-02-30", None), "to"),
+            (
+                ("2026-01-01", "2026-02-01", Some("Mars/Olympus")),
+                "timeZone",
+            ),
+        ];
+        for ((from, to, zone), field) in cases {
+            match DateRange::parse(from, to, zone) {
+                Err(AppError::BadInput { field: got, .. }) => assert_eq!(got, field, "{from} {to}"),
+                other => panic!("{from} {to}: {:?}", other.map(|_| ())),
+            }
+        }
+    }
+}

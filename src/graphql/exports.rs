@@ -1,0 +1,305 @@
+//! Contact exports: asking for one, following it, listing and cancelling.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
+use chrono::{DateTime, Utc};
+use entity::export_job;
+use futures_util::{Stream, StreamExt, stream};
+
+use crate::domain::access::Role;
+use crate::domain::events::Event;
+use crate::domain::exports::{self, DateRange};
+use crate::domain::ids::parse_id;
+use crate::error::AppError;
+use crate::graphql::auth::Agent;
+use crate::graphql::context::{project_access, require_agent, services};
+
+const MAX_PAGE: u64 = 100;
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ExportStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl ExportStatus {
+    fn of(job: &export_job::Model) -> ExportStatus {
+        match job.status.as_str() {
+            exports::RUNNING => ExportStatus::Running,
+            exports::COMPLETED => ExportStatus::Completed,
+            exports::FAILED => ExportStatus::Failed,
+            exports::CANCELLED => ExportStatus::Cancelled,
+            _ => ExportStatus::Queued,
+        }
+    }
+
+    fn is_final(self) -> bool {
+        matches!(
+            self,
+            ExportStatus::Completed | ExportStatus::Failed | ExportStatus::Cancelled
+        )
+    }
+}
+
+/// An export as the members of its project see it. Only built after the
+/// caller's membership was checked.
+pub struct ExportJob(pub export_job::Model);
+
+#[Object]
+impl ExportJob {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn project_id(&self) -> ID {
+        ID(self.0.project_id.to_string())
+    }
+
+    /// Who asked; the emailed link goes to this agent only.
+    async fn requested_by(&self, ctx: &Context<'_>) -> Result<Option<Agent>> {
+        let agent =
+            crate::domain::agents::find_by_id(&services(ctx).db, self.0.requested_by).await?;
+        Ok(agent.as_ref().map(Agent::from))
+    }
+
+    /// Contacts created at or after this instant are exported…
+    async fn from(&self) -> DateTime<Utc> {
+        self.0.range_from
+    }
+
+    /// …and before this one.
+    async fn to(&self) -> DateTime<Utc> {
+        self.0.range_to
+    }
+
+    async fn status(&self) -> ExportStatus {
+        ExportStatus::of(&self.0)
+    }
+
+    async fn rows_written(&self) -> i64 {
+        self.0.rows_written
+    }
+
+    /// The number of rows to write, known once the export runs.
+    async fn rows_total(&self) -> Option<i64> {
+        self.0.rows_total
+    }
+
+    /// Share of rows written, from 0 to 1, once the total is known.
+    async fn progress(&self) -> Option<f64> {
+        let total = self.0.rows_total?;
+        Some(if total == 0 {
+            1.0
+        } else {
+            self.0.rows_written as f64 / total as f64
+        })
+    }
+
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+
+    /// Why the export failed (or why its last attempt failed, while retried).
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+
+    /// When the link was mailed to the agent who asked.
+    async fn mail_sent_at(&self) -> Option<DateTime<Utc>> {
+        self.0.mail_sent_at
+    }
+
+    /// A fresh, short-lived link to the file, while it exists.
+    async fn download_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let (Some(key), exports::COMPLETED) = (&self.0.object_key, self.0.status.as_str()) else {
+            return Ok(None);
+        };
+        let services = services(ctx);
+        if !services
+            .store
+            .exists(key)
+            .await
+            .map_err(AppError::internal)?
+        {
+            return Ok(None);
+        }
+        let link = services
+            .store
+            .download_url(key, services.settings.exports.download_link_ttl)
+            .await
+            .map_err(AppError::internal)?;
+        Ok(Some(link.url))
+    }
+}
+
+fn parse_cursor(after: Option<String>) -> Result<Option<uuid::Uuid>> {
+    Ok(after.map(|cursor| parse_id(&cursor, "after")).transpose()?)
+}
+
+fn page_size(first: Option<i32>) -> Result<u64> {
+    let first = first.unwrap_or(20);
+    if first < 1 || first as u64 > MAX_PAGE {
+        return Err(
+            AppError::bad_input("first", format!("must be between 1 and {MAX_PAGE}")).into(),
+        );
+    }
+    Ok(first as u64)
+}
+
+#[derive(Default)]
+pub struct ExportQuery;
+
+#[Object]
+impl ExportQuery {
+    async fn export_job(&self, ctx: &Context<'_>, id: ID) -> Result<ExportJob> {
+        let agent = require_agent(ctx)?;
+        let (job, _) =
+            exports::find_for_agent(&services(ctx).db, agent.id, parse_id(&id, "id")?).await?;
+        Ok(ExportJob(job))
+    }
+
+    /// The project's exports, newest first.
+    async fn exports(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, ExportJob, EmptyFields, EmptyFields>> {
+        let access = project_access(ctx, &project_id, Role::Agent).await?;
+        let (jobs, has_next) = exports::list(
+            &services(ctx).db,
+            &access,
+            page_size(first)?,
+            parse_cursor(after)?,
+        )
+        .await?;
+        let mut connection = Connection::new(false, has_next);
+        connection.edges.extend(
+            jobs.into_iter()
+                .map(|job| Edge::new(job.id.to_string(), ExportJob(job))),
+        );
+        Ok(connection)
+    }
+}
+
+#[derive(Default)]
+pub struct ExportMutation;
+
+#[Object]
+impl ExportMutation {
+    /// Exports the contacts created in [from, to) as CSV, in the background.
+    /// `from` and `to` are RFC 3339 instants, or dates (YYYY-MM-DD) in
+    /// `timeZone` (IANA, default UTC), a date `to` including that day. The
+    /// link arrives by email, in `notifications`, and on `exportUpdated`.
+    async fn export_contacts(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        from: String,
+        to: String,
+        time_zone: Option<String>,
+    ) -> Result<ExportJob> {
+        let access = project_access(ctx, &project_id, Role::Agent).await?;
+        let range = DateRange::parse(&from, &to, time_zone.as_deref())?;
+        let services = services(ctx);
+        let job = exports::request_export(
+            &services.db,
+            &access,
+            range,
+            services.settings.exports.max_attempts,
+        )
+        .await?;
+        services
+            .bus
+            .publish(Event::ExportUpdated(crate::domain::events::ExportUpdated {
+                project_id: job.project_id,
+                job_id: job.id,
+            }));
+        Ok(ExportJob(job))
+    }
+
+    /// Cancels a queued or running export: nothing is delivered and its
+    /// partial file is removed.
+    async fn cancel_export(&self, ctx: &Context<'_>, id: ID) -> Result<ExportJob> {
+        let agent = require_agent(ctx)?;
+        let services = services(ctx);
+        let (job, _) =
+            exports::find_for_agent(&services.db, agent.id, parse_id(&id, "id")?).await?;
+        let job = exports::cancel(&services.db, job).await?;
+        services
+            .bus
+            .publish(Event::ExportUpdated(crate::domain::events::ExportUpdated {
+                project_id: job.project_id,
+                job_id: job.id,
+            }));
+        Ok(ExportJob(job))
+    }
+}
+
+#[derive(Default)]
+pub struct ExportSubscription;
+
+#[Subscription]
+impl ExportSubscription {
+    /// The export's state now, then at every change (progress at most a few
+    /// times a second) until it is completed, failed or cancelled.
+    async fn export_updated(
+        &self,
+        ctx: &Context<'_>,
+        job_id: ID,
+    ) -> Result<impl Stream<Item = ExportJob> + use<>> {
+        let agent = require_agent(ctx)?;
+        let services = services(ctx);
+        let (job, _) =
+            exports::find_for_agent(&services.db, agent.id, parse_id(&job_id, "jobId")?).await?;
+        let job_id = job.id;
+        let agent_id = agent.id;
+        let db = services.db.clone();
+        let changes = services
+            .bus
+            .subscribe()
+            .filter(move |event| {
+                std::future::ready(
+                    matches!(event, Event::ExportUpdated(update) if update.job_id == job_id),
+                )
+            })
+            .then(move |_| {
+                let db = db.clone();
+                async move {
+                    exports::find_for_agent(&db, agent_id, job_id)
+                        .await
+                        .ok()
+                        .map(|(job, _)| job)
+                }
+            })
+            .take_while(|job| std::future::ready(job.is_some()))
+            .filter_map(std::future::ready);
+        let initial = stream::iter([job]);
+        // Ends after the first final state, which is still sent.
+        let mut ended = false;
+        Ok(initial
+            .chain(changes)
+            .take_while(move |job| {
+                let send = !ended;
+                ended = ended || ExportStatus::of(job).is_final();
+                std::future::ready(send)
+            })
+            .map(ExportJob))
+    }
+}

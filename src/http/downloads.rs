@@ -1,0 +1,54 @@
+//! `/exports/...`: export files of the embedded store, at signed, expiring
+//! links.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::HttpState;
+
+#[derive(Deserialize)]
+pub struct SignedLink {
+    expires: u64,
+    signature: String,
+}
+
+pub async fn download(
+    State(state): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Query(link): Query<SignedLink>,
+) -> Response {
+    let Some(store) = &state.services.local_store else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let path = match store.verify_download(&key, link.expires, &link.signature, SystemTime::now()) {
+        Ok(path) => path,
+        Err(refused) => {
+            let status =
+                StatusCode::from_u16(refused.status_code()).unwrap_or(StatusCode::FORBIDDEN);
+            return (status, refused.to_string()).into_response();
+        }
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(_) => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let name = key.rsplit('/').next().unwrap_or("export.csv").to_owned();
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::CACHE_CONTROL, "private, no-store".to_owned()),
+        ],
+        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+    )
+        .into_response()
+}

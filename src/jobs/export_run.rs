@@ -1,0 +1,417 @@
+//! One run of a contact export: stream the rows to a temporary CSV file,
+//! upload it, and deliver the link in the app and by mail.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use entity::{agent, contact, export_job, form_question};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+
+use crate::config::ExportSettings;
+use crate::domain::access::{self, Role};
+use crate::domain::events::{Event, ExportUpdated, NotificationCreated};
+use crate::domain::notifications::{self, NewNotification};
+use crate::error::AppError;
+use crate::jobs::csv_export::ContactCsv;
+use crate::jobs::queue;
+use crate::mail::{Mailer, OutgoingMail};
+use crate::pubsub::EventBus;
+use crate::storage::{ExportStore, StorageError};
+
+/// How often progress is pushed to subscribers at most.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Why a run ended without finishing.
+#[derive(Debug)]
+pub enum RunError {
+    /// Worth another attempt: the database, S3 or SMTP may come back.
+    Transient(String),
+    /// Will not get better by trying again; the reason is shown to the agent.
+    Permanent(String),
+    /// The agent cancelled the export.
+    Cancelled,
+    /// Another worker took the job over (this one was presumed dead).
+    LeaseLost,
+}
+
+impl From<AppError> for RunError {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Internal(cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "export step failed");
+                RunError::Transient("the database could not be reached".into())
+            }
+            other => RunError::Permanent(other.public_message()),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for RunError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        AppError::from(error).into()
+    }
+}
+
+fn storage_error(error: StorageError) -> RunError {
+    tracing::warn!(%error, "export storage step failed");
+    if error.is_transient() {
+        RunError::Transient("the file store could not be reached".into())
+    } else {
+        RunError::Permanent("the file store refused the export file".into())
+    }
+}
+
+/// Signals from the heartbeat to the running export.
+#[derive(Default)]
+pub struct Control {
+    pub cancel_requested: AtomicBool,
+    pub lease_lost: AtomicBool,
+}
+
+impl Control {
+    fn check(&self) -> Result<(), RunError> {
+        if self.lease_lost.load(Ordering::Relaxed) {
+            return Err(RunError::LeaseLost);
+        }
+        if self.cancel_requested.load(Ordering::Relaxed) {
+            return Err(RunError::Cancelled);
+        }
+        Ok(())
+    }
+}
+
+/// Removes the temporary file however the run ends.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_file(&self.0)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, path = %self.0.display(), "cannot remove a temporary export file");
+        }
+    }
+}
+
+pub struct ExportRunner {
+    pub db: DatabaseConnection,
+    pub store: Arc<dyn ExportStore>,
+    pub mailer: Arc<dyn Mailer>,
+    pub bus: Arc<dyn EventBus>,
+    pub settings: ExportSettings,
+    pub tmp_dir: PathBuf,
+}
+
+pub fn object_key(job: &export_job::Model) -> String {
+    format!("{}/{}.csv", job.project_id, job.id)
+}
+
+impl ExportRunner {
+    pub fn announce(&self, job: &export_job::Model) {
+        self.bus.publish(Event::ExportUpdated(ExportUpdated {
+            project_id: job.project_id,
+            job_id: job.id,
+        }));
+    }
+
+    /// Runs a claimed job to its end: a delivered export, or an error.
+    pub async fn run(
+        &self,
+        job: &export_job::Model,
+        worker: &str,
+        control: &Control,
+    ) -> Result<(), RunError> {
+        if job.status == crate::domain::exports::COMPLETED {
+            return self.send_mail(job, worker).await;
+        }
+        control.check()?;
+        self.announce(job);
+        let key = object_key(job);
+        let already_uploaded = match &job.object_key {
+            Some(stored) => self.store.exists(stored).await.map_err(storage_error)?,
+            None => false,
+        };
+        if !already_uploaded {
+            self.write_and_upload(job, worker, control, &key).await?;
+        }
+        control.check()?;
+
+        // The link goes only to someone who may still see the project.
+        if access::require_role(&self.db, job.requested_by, job.project_id, Role::Agent)
+            .await
+            .is_err()
+        {
+            if let Err(error) = self.store.delete(&key).await {
+                tracing::warn!(%error, "cannot remove an undelivered export");
+            }
+            return Err(RunError::Permanent(
+                "the agent who asked is no longer a member of the project".into(),
+            ));
+        }
+        if !queue::mark_completed(&self.db, job.id, worker).await? {
+            return Err(RunError::LeaseLost);
+        }
+        let done = crate::domain::exports::reload(&self.db, job.id).await?;
+        let note = notifications::create(
+            &self.db,
+            NewNotification {
+                agent_id: job.requested_by,
+                project_id: job.project_id,
+                kind: notifications::EXPORT_COMPLETED,
+                title: "Your contacts export is ready",
+                body: &format!("{} contacts exported.", done.rows_written),
+                export_job_id: Some(job.id),
+            },
+        )
+        .await?;
+        self.announce(&done);
+        self.bus
+            .publish(Event::NotificationCreated(NotificationCreated {
+                project_id: job.project_id,
+                agent_id: job.requested_by,
+                notification_id: note.id,
+            }));
+        self.send_mail(&done, worker).await
+    }
+
+    async fn write_and_upload(
+        &self,
+        job: &export_job::Model,
+        worker: &str,
+        control: &Control,
+        key: &str,
+    ) -> Result<(), RunError> {
+        let in_range = Condition::all()
+            .add(contact::Column::ProjectId.eq(job.project_id))
+            .add(contact::Column::CreatedAt.gte(job.range_from))
+            .add(contact::Column::CreatedAt.lt(job.range_to));
+        let total = contact::Entity::find()
+            .filter(in_range.clone())
+            .count(&self.db)
+            .await? as i64;
+        queue::record_progress(&self.db, job.id, worker, 0, total).await?;
+        self.announce(job);
+
+        let attributes = attribute_keys(&self.db, job).await?;
+        let path = self
+            .tmp_dir
+            .join(format!("export-{}-{}.csv", job.id, job.attempts));
+        let _cleanup = TempFile(path.clone());
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|error| io_failure(&path, error))?;
+        let csv = ContactCsv::new(attributes);
+        let csv_failure =
+            |error: csv::Error| RunError::Permanent(format!("cannot write the CSV file: {error}"));
+        let header = csv.header().map_err(csv_failure)?;
+        file.write_all(&header)
+            .await
+            .map_err(|error| io_failure(&path, error))?;
+
+        let started = Instant::now();
+        let mut last_progress = Instant::now();
+        let mut written: i64 = 0;
+        let mut after: Option<(DateTime<Utc>, Uuid)> = None;
+        loop {
+            control.check()?;
+            let mut page = contact::Entity::find()
+                .filter(in_range.clone())
+                .order_by_asc(contact::Column::CreatedAt)
+                .order_by_asc(contact::Column::Id)
+                .limit(self.settings.chunk_size);
+            if let Some((created_at, id)) = after {
+                page = page.filter(
+                    Condition::any()
+                        .add(contact::Column::CreatedAt.gt(created_at))
+                        .add(
+                            Condition::all()
+                                .add(contact::Column::CreatedAt.eq(created_at))
+                                .add(contact::Column::Id.gt(id)),
+                        ),
+                );
+            }
+            let rows = page.all(&self.db).await?;
+            let bytes = csv.rows(&rows).map_err(csv_failure)?;
+            file.write_all(&bytes)
+                .await
+                .map_err(|error| io_failure(&path, error))?;
+            written += rows.len() as i64;
+            let Some(last) = rows.last() else { break };
+            after = Some((last.created_at, last.id));
+
+            if last_progress.elapsed() >= PROGRESS_INTERVAL {
+                last_progress = Instant::now();
+                if !queue::record_progress(&self.db, job.id, worker, written, total.max(written))
+                    .await?
+                {
+                    return Err(RunError::LeaseLost);
+                }
+                self.announce(job);
+            }
+            self.throttle(started, written).await;
+            if (rows.len() as u64) < self.settings.chunk_size {
+                break;
+            }
+        }
+        file.flush()
+            .await
+            .map_err(|error| io_failure(&path, error))?;
+        drop(file);
+        control.check()?;
+
+        let stored = self
+            .store
+            .put_file(key, &path, "text/csv; charset=utf-8")
+            .await
+            .map_err(storage_error)?;
+        if !queue::record_upload(&self.db, job.id, worker, key, stored.size as i64, written).await?
+        {
+            return Err(RunError::LeaseLost);
+        }
+        Ok(())
+    }
+
+    /// Keeps a large export from taking the database away from agents, when
+    /// a row rate is configured.
+    async fn throttle(&self, started: Instant, written: i64) {
+        let limit = self.settings.max_rows_per_second;
+        if limit == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(written as f64 / limit as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn send_mail(&self, job: &export_job::Model, worker: &str) -> Result<(), RunError> {
+        if job.mail_sent_at.is_some() {
+            return Ok(());
+        }
+        let outcome = self.mail_link(job).await;
+        match outcome {
+            Ok(()) => {
+                queue::mark_mail_sent(&self.db, job.id, worker).await?;
+            }
+            Err(reason) => {
+                let attempt = job.mail_attempts as u32 + 1;
+                tracing::warn!(job = %job.id, attempt, reason, "export mail not sent; will retry");
+                let retry_in = backoff(self.settings.retry_base, attempt);
+                queue::mail_failed(&self.db, job.id, worker, &reason, retry_in).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn mail_link(&self, job: &export_job::Model) -> Result<(), String> {
+        let key = job.object_key.clone().unwrap_or_else(|| object_key(job));
+        let agent = agent::Entity::find_by_id(job.requested_by)
+            .one(&self.db)
+            .await
+            .map_err(|error| format!("database: {error}"))?
+            .ok_or("the agent no longer exists")?;
+        let link = self
+            .store
+            .download_url(&key, self.settings.link_ttl)
+            .await
+            .map_err(|error| format!("link: {error}"))?;
+        let expires: DateTime<Utc> = link.expires_at.into();
+        let text_body = format!(
+            "Hello {},\n\nyour export of {} contacts (created from {} to {}) is ready:\n\n{}\n\nThe link works until {}.\n",
+            agent.name,
+            job.rows_written,
+            job.range_from.to_rfc3339(),
+            job.range_to.to_rfc3339(),
+            link.url,
+            expires.to_rfc3339(),
+        );
+        self.mailer
+            .send(OutgoingMail {
+                to: agent.email,
+                subject: "Your contacts export is ready".into(),
+                text_body,
+                html_body: None,
+            })
+            .await
+            .map_err(|error| error.to_string())
+    }
+}
+
+fn io_failure(path: &Path, error: std::io::Error) -> RunError {
+    tracing::error!(%error, path = %path.display(), "cannot write an export file");
+    RunError::Transient("the server could not write the export file".into())
+}
+
+/// Exponential backoff: base, 2×base, 4×base… capped at an hour.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+    (base * factor).min(Duration::from_secs(3600))
+}
+
+/// The custom attributes used in the project: those its form asks for, and
+/// any that contacts in the range carry.
+async fn attribute_keys(
+    db: &DatabaseConnection,
+    job: &export_job::Model,
+) -> Result<Vec<String>, RunError> {
+    let mut keys: Vec<String> = form_question::Entity::find()
+        .filter(form_question::Column::ProjectId.eq(job.project_id))
+        .filter(form_question::Column::TargetKind.eq("ATTRIBUTE"))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|question| question.target_name)
+        .collect();
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT DISTINCT jsonb_object_keys(custom_attributes) AS key FROM contacts \
+             WHERE project_id = $1 AND created_at >= $2 AND created_at < $3"
+        }
+        _ => {
+            "SELECT DISTINCT j.key AS key FROM contacts, json_each(contacts.custom_attributes) AS j \
+             WHERE contacts.project_id = ? AND contacts.created_at >= ? AND contacts.created_at < ?"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                job.project_id.into(),
+                job.range_from.into(),
+                job.range_to.into(),
+            ],
+        ))
+        .await?;
+    for row in rows {
+        if let Ok(key) = row.try_get::<String>("", "key") {
+            keys.push(key);
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_secs(2);
+        assert_eq!(backoff(base, 1), Duration::from_secs(2));
+        assert_eq!(backoff(base, 2), Duration::from_secs(4));
+        assert_eq!(backoff(base, 4), Duration::from_secs(16));
+        assert_eq!(backoff(base, 40), Duration::from_secs(3600));
+    }
+}

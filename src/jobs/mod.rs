@@ -1,0 +1,6 @@
+//! Background jobs: contact exports run by workers inside the server.
+
+pub mod csv_export;
+pub mod export_run;
+pub mod queue;
+pub mod worker;

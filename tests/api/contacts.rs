@@ -1,0 +1,1056 @@
+//! The contacts section: list, search, filters, pagination, detail, edit,
+//! delete, and what a page costs in SQL statements.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use entity::{chat, contact, contact_event};
+use futures_util::StreamExt;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use contacts::domain::events::{ContactChangeKind, Event};
+
+use crate::helpers::{TestAgent, TestApp, error_code, public_key, spawn_app};
+
+const LIST: &str = "query($p: ID!, $first: Int, $after: String, $last: Int, $before: String,
+                          $filter: ContactFilterInput, $order: ContactOrderInput) {
+    contacts(projectId: $p, first: $first, after: $after, last: $last, before: $before,
+             filter: $filter, orderBy: $order) {
+        edges { cursor node { id name email } }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    } }";
+
+/// What a test contact holds; the rest of the row gets plain defaults.
+#[derive(Clone, Default)]
+struct Spec {
+    name: Option<&'static str>,
+    email: Option<&'static str>,
+    phone: Option<&'static str>,
+    country: Option<&'static str>,
+    state: Option<(&'static str, &'static str)>,
+    /// Seconds after a fixed instant, so ties and order are under control.
+    created: i64,
+    last_seen: i64,
+}
+
+fn instant(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(seconds)
+}
+
+/// Inserts a contact as the service stores them, bypassing the widget so
+/// that each field can be chosen.
+async fn insert_contact(app: &TestApp, project_id: &str, spec: &Spec) -> contact::Model {
+    let id = Uuid::now_v7();
+    contact::ActiveModel {
+        id: Set(id),
+        project_id: Set(project_id.parse().unwrap()),
+        visitor_id: Set(format!("v-{}", id.simple())),
+        name: Set(spec.name.map(str::to_owned)),
+        email: Set(spec.email.map(str::to_owned)),
+        phone: Set(spec.phone.map(str::to_owned)),
+        company: Set(None),
+        custom_attributes: Set(json!({})),
+        last_ip: Set(None),
+        country_code: Set(spec.country.map(str::to_owned)),
+        country_name: Set(None),
+        state_name: Set(spec.state.map(|(name, _)| name.to_owned())),
+        state_code: Set(spec.state.map(|(_, code)| code.to_owned())),
+        province_name: Set(None),
+        province_code: Set(None),
+        city: Set(None),
+        postal_code: Set(None),
+        time_zone: Set(None),
+        latitude: Set(None),
+        longitude: Set(None),
+        accuracy_radius_km: Set(None),
+        location_corrected: Set(false),
+        external_id: Set(None),
+        field_sources: Set(json!({})),
+        first_seen_at: Set(instant(spec.created)),
+        last_seen_at: Set(instant(spec.last_seen)),
+        created_at: Set(instant(spec.created)),
+        updated_at: Set(instant(spec.created)),
+    }
+    .insert(&app.app_services.db)
+    .await
+    .unwrap()
+}
+
+async fn insert_chat(app: &TestApp, contact: &contact::Model, started: i64) -> chat::Model {
+    chat::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        project_id: Set(contact.project_id),
+        contact_id: Set(contact.id),
+        started_at: Set(instant(started)),
+        ip: Set(None),
+        user_agent: Set(None),
+        location: Set(None),
+        visitor_token_hash: Set(Uuid::now_v7().simple().to_string()),
+    }
+    .insert(&app.app_services.db)
+    .await
+    .unwrap()
+}
+
+async fn setup() -> (TestApp, TestAgent, String) {
+    let app = spawn_app().await;
+    let admin = app.agent("admin").await;
+    let project_id = app.project(&admin, "Shop").await;
+    (app, admin, project_id)
+}
+
+async fn list(app: &TestApp, agent: &TestAgent, variables: Value) -> Value {
+    let body = app
+        .graphql(Some(&agent.token), LIST, variables.clone())
+        .await;
+    assert!(body["errors"].is_null(), "{variables}: {body}");
+    body["data"]["contacts"].clone()
+}
+
+fn ids_of(connection: &Value) -> Vec<String> {
+    connection["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| edge["node"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Names and emails with ties and gaps; created_at with ties.
+fn varied_specs() -> Vec<Spec> {
+    let names = [
+        Some("Ana"),
+        Some("Bruno"),
+        None,
+        Some("Carla"),
+        Some("Ana"),
+        None,
+        Some("Zoe"),
+        Some("Bruno"),
+    ];
+    let emails = [
+        Some("ana@example.com"),
+        None,
+        Some("carla@example.com"),
+        None,
+        Some("bruno@example.com"),
+        Some("zoe@example.com"),
+    ];
+    (0..23)
+        .map(|i| Spec {
+            name: names[i % names.len()],
+            email: emails[i % emails.len()],
+            created: (i as i64 / 3) * 60,
+            last_seen: 10_000 - (i as i64 % 5) * 7,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// The order the service promises: by key, then id; empty keys last in
+/// both directions.
+fn expected_order(contacts: &[contact::Model], field: &str, direction: &str) -> Vec<String> {
+    let key = |contact: &contact::Model| -> Option<String> {
+        match field {
+            "CREATED_AT" => Some(contact.created_at.to_rfc3339()),
+            "LAST_SEEN_AT" => Some(contact.last_seen_at.to_rfc3339()),
+            "NAME" => contact.name.clone(),
+            _ => contact.email.clone(),
+        }
+    };
+    let mut sorted: Vec<&contact::Model> = contacts.iter().collect();
+    sorted.sort_by(|a, b| {
+        let by_key = match (key(a), key(b)) {
+            (Some(x), Some(y)) => (x, a.id).cmp(&(y, b.id)),
+            (Some(_), None) => return std::cmp::Ordering::Less,
+            (None, Some(_)) => return std::cmp::Ordering::Greater,
+            (None, None) => a.id.cmp(&b.id),
+        };
+        if direction == "DESC" {
+            by_key.reverse()
+        } else {
+            by_key
+        }
+    });
+    // Empty keys stay last whatever the direction: move them after.
+    let (mut keyed, missing): (Vec<_>, Vec<_>) = sorted
+        .into_iter()
+        .partition(|contact| key(contact).is_some());
+    let mut missing = missing;
+    missing.sort_by_key(|contact| contact.id);
+    if direction == "DESC" {
+        missing.reverse();
+    }
+    keyed.extend(missing);
+    keyed
+        .into_iter()
+        .map(|contact| contact.id.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn paging_forwards_and_backwards_visits_every_contact_once_while_contacts_arrive() {
+    let (app, admin, _) = setup().await;
+    let arrivals = [
+        Spec {
+            name: Some("Aaron"),
+            email: Some("aaron@example.com"),
+            created: 100_000,
+            last_seen: 0,
+            ..Default::default()
+        },
+        Spec {
+            name: Some("Zz"),
+            email: None,
+            created: 30,
+            last_seen: 20_000,
+            ..Default::default()
+        },
+        Spec {
+            name: None,
+            email: Some("a@example.com"),
+            created: -5,
+            last_seen: 9_999,
+            ..Default::default()
+        },
+    ];
+    let mut arrived = 0;
+    for field in ["CREATED_AT", "LAST_SEEN_AT", "NAME", "EMAIL"] {
+        for direction in ["ASC", "DESC"] {
+            // A project per order, so that arrivals do not pile up.
+            let project_id = app.project(&admin, "Shop").await;
+            let mut initial = Vec::new();
+            for spec in varied_specs() {
+                initial.push(insert_contact(&app, &project_id, &spec).await);
+            }
+            let expected = expected_order(&initial, field, direction);
+            let order = json!({"field": field, "direction": direction});
+            let initial_ids: HashSet<&String> = expected.iter().collect();
+
+            let mut forwards = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = list(
+                    &app,
+                    &admin,
+                    json!({"p": project_id, "first": 4, "after": after, "order": order}),
+                )
+                .await;
+                forwards.extend(ids_of(&page));
+                assert!(forwards.len() < 500, "{field} {direction}: no end in sight");
+                assert_eq!(page["pageInfo"]["hasPreviousPage"], after.is_some());
+                if page["pageInfo"]["hasNextPage"] == false {
+                    break;
+                }
+                after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+                // New contacts land before, inside and after the part read.
+                let spec = &arrivals[arrived % arrivals.len()];
+                insert_contact(&app, &project_id, spec).await;
+                arrived += 1;
+            }
+            let mut backwards = Vec::new();
+            let mut before: Option<String> = None;
+            loop {
+                let page = list(
+                    &app,
+                    &admin,
+                    json!({"p": project_id, "last": 5, "before": before, "order": order}),
+                )
+                .await;
+                let mut ids = ids_of(&page);
+                ids.extend(backwards);
+                backwards = ids;
+                assert!(
+                    backwards.len() < 500,
+                    "{field} {direction}: no start in sight"
+                );
+                if page["pageInfo"]["hasPreviousPage"] == false {
+                    break;
+                }
+                assert_eq!(page["pageInfo"]["hasNextPage"], before.is_some());
+                before = page["pageInfo"]["startCursor"].as_str().map(str::to_owned);
+                let spec = &arrivals[arrived % arrivals.len()];
+                insert_contact(&app, &project_id, spec).await;
+                arrived += 1;
+            }
+            for (walk, seen) in [("forwards", &forwards), ("backwards", &backwards)] {
+                let unique: HashSet<&String> = seen.iter().collect();
+                assert_eq!(
+                    unique.len(),
+                    seen.len(),
+                    "{field} {direction} {walk}: a contact came twice"
+                );
+                let of_initial: Vec<String> = seen
+                    .iter()
+                    .filter(|id| initial_ids.contains(id))
+                    .cloned()
+                    .collect();
+                assert_eq!(of_initial, expected, "{field} {direction} {walk}");
+            }
+        }
+    }
+    assert!(arrived > 10);
+}
+
+#[tokio::test]
+async fn null_names_and_emails_come_last_in_both_directions() {
+    let (app, admin, project_id) = setup().await;
+    for spec in varied_specs().into_iter().take(6) {
+        insert_contact(&app, &project_id, &spec).await;
+    }
+    for direction in ["ASC", "DESC"] {
+        let page = list(
+            &app,
+            &admin,
+            json!({"p": project_id, "first": 10, "order": {"field": "NAME", "direction": direction}}),
+        )
+        .await;
+        let names: Vec<Value> = page["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|edge| edge["node"]["name"].clone())
+            .collect();
+        let first_null = names.iter().position(Value::is_null).unwrap();
+        assert!(names[first_null..].iter().all(Value::is_null), "{names:?}");
+        assert_eq!(first_null, 4, "{names:?}");
+    }
+}
+
+fn filter_specs() -> Vec<Spec> {
+    vec![
+        Spec {
+            name: Some("Ana García"),
+            email: Some("ana.garcia@shop.es"),
+            phone: Some("+34612345678"),
+            country: Some("ES"),
+            state: Some(("Andalusia", "AN")),
+            created: 0,
+            ..Default::default()
+        },
+        Spec {
+            name: Some("GARCÍA Lopez"),
+            email: None,
+            phone: Some("+34699000111"),
+            country: Some("ES"),
+            state: Some(("Madrid", "MD")),
+            created: 3_600,
+            ..Default::default()
+        },
+        Spec {
+            name: Some("John Smith"),
+            email: Some("john@garcia-consulting.com"),
+            phone: None,
+            country: Some("US"),
+            state: Some(("California", "CA")),
+            created: 7_200,
+            ..Default::default()
+        },
+        Spec {
+            name: None,
+            email: Some("50%_off@deals.com"),
+            phone: Some("+14155552671"),
+            country: Some("US"),
+            state: Some(("California", "CA")),
+            created: 10_800,
+            ..Default::default()
+        },
+        Spec {
+            name: Some("Marta Rossi"),
+            email: Some("marta@example.it"),
+            phone: None,
+            country: Some("IT"),
+            state: Some(("Lazio", "62")),
+            created: 14_400,
+            ..Default::default()
+        },
+        Spec {
+            name: None,
+            email: None,
+            phone: None,
+            country: None,
+            state: None,
+            created: 18_000,
+            ..Default::default()
+        },
+        Spec {
+            name: Some("5000 Offers"),
+            email: Some("offers@deals.com"),
+            phone: Some("+34612000999"),
+            country: Some("ES"),
+            state: Some(("Andalusia", "AN")),
+            created: 21_600,
+            ..Default::default()
+        },
+    ]
+}
+
+#[tokio::test]
+async fn filters_and_search_return_exactly_the_matching_contacts() {
+    let (app, admin, project_id) = setup().await;
+    let specs = filter_specs();
+    let mut ids = Vec::new();
+    for spec in &specs {
+        ids.push(insert_contact(&app, &project_id, spec).await.id.to_string());
+    }
+    // Another project's contacts never show up.
+    let other = app.project(&admin, "Other shop").await;
+    for spec in &specs {
+        insert_contact(&app, &other, spec).await;
+    }
+    let cases: Vec<(Value, Vec<usize>)> = vec![
+        (json!({}), vec![0, 1, 2, 3, 4, 5, 6]),
+        // Name, email and phone, in any case.
+        (json!({"search": "garc"}), vec![0, 1, 2]),
+        (json!({"search": "  SMITH "}), vec![2]),
+        (json!({"search": "deals.com"}), vec![3, 6]),
+        // Wildcards in the term match themselves.
+        (json!({"search": "50%_"}), vec![3]),
+        (json!({"search": "%"}), vec![3]),
+        (json!({"search": "_"}), vec![3]),
+        // Phones by their digits, however they are typed.
+        (json!({"search": "612 34"}), vec![0]),
+        (json!({"search": "+34 612"}), vec![0, 6]),
+        (json!({"search": "(415) 555"}), vec![3]),
+        (json!({"search": "nobody"}), vec![]),
+        (json!({"countryCode": "es"}), vec![0, 1, 6]),
+        (json!({"state": "CA"}), vec![2, 3]),
+        (json!({"state": "Andalusia"}), vec![0, 6]),
+        (json!({"countryCode": "ES", "state": "MD"}), vec![1]),
+        (json!({"hasEmail": true}), vec![0, 2, 3, 4, 6]),
+        (json!({"hasEmail": false}), vec![1, 5]),
+        (json!({"hasPhone": true}), vec![0, 1, 3, 6]),
+        (json!({"hasPhone": false}), vec![2, 4, 5]),
+        (
+            json!({"createdFrom": instant(3_600), "createdTo": instant(14_400)}),
+            vec![1, 2, 3],
+        ),
+        (json!({"createdFrom": instant(18_000)}), vec![5, 6]),
+        (json!({"createdTo": instant(1)}), vec![0]),
+        (
+            json!({"search": "a", "hasPhone": true, "countryCode": "ES"}),
+            vec![0, 1, 6],
+        ),
+    ];
+    for (filter, wanted) in cases {
+        for order in ["NAME", "EMAIL", "CREATED_AT"] {
+            let page = list(
+                &app,
+                &admin,
+                json!({"p": project_id, "first": 100, "filter": filter,
+                       "order": {"field": order, "direction": "ASC"}}),
+            )
+            .await;
+            let got: HashSet<String> = ids_of(&page).into_iter().collect();
+            let expected: HashSet<String> = wanted.iter().map(|i| ids[*i].clone()).collect();
+            assert_eq!(got, expected, "filter {filter} by {order}");
+        }
+        let body = app
+            .graphql(
+                Some(&admin.token),
+                "query($p: ID!, $f: ContactFilterInput) { contacts(projectId: $p, first: 1, filter: $f) { totalCount } }",
+                json!({"p": project_id, "f": filter}),
+            )
+            .await;
+        assert_eq!(
+            body["data"]["contacts"]["totalCount"],
+            wanted.len(),
+            "{filter}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_page_sizes_cursors_and_filters_are_bad_input() {
+    let (app, admin, project_id) = setup().await;
+    insert_contact(&app, &project_id, &Spec::default()).await;
+    let by_name = list(
+        &app,
+        &admin,
+        json!({"p": project_id, "first": 1, "order": {"field": "NAME", "direction": "ASC"}}),
+    )
+    .await;
+    let name_cursor = by_name["edges"][0]["cursor"].clone();
+    let cases = [
+        (json!({"first": 101}), "first"),
+        (json!({"last": 500}), "last"),
+        (json!({"first": -1}), "first"),
+        (json!({"first": 5, "last": 5}), "last"),
+        (json!({"first": 5, "before": name_cursor}), "last"),
+        (json!({"after": "garbage"}), "after"),
+        // A cursor of the name order does not fit the default order.
+        (json!({"after": name_cursor}), "after"),
+        (
+            json!({"filter": {"countryCode": "Spain"}}),
+            "filter.countryCode",
+        ),
+        (
+            json!({"filter": {"createdFrom": instant(10), "createdTo": instant(5)}}),
+            "filter.createdTo",
+        ),
+    ];
+    for (mut variables, field) in cases {
+        variables["p"] = json!(project_id);
+        let body = app
+            .graphql(Some(&admin.token), LIST, variables.clone())
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{variables}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+        assert!(body["data"].is_null(), "{body}");
+    }
+    let body = app
+        .graphql(
+            Some(&admin.token),
+            LIST,
+            json!({"p": project_id, "first": 100}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "100 is allowed: {body}");
+}
+
+/// Counts, per request id, the SQL statements the server runs: the
+/// `contacts::sql` events that `db::connect` emits for every statement,
+/// attributed to the HTTP request span (with its `x-request-id`) that they
+/// run under. Dataloader batches carry the span of the request that started
+/// them, so their statements count too; statements of anything else the
+/// app runs meanwhile do not.
+#[derive(Clone, Default)]
+struct StatementCounter {
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+struct RequestId(String);
+
+struct RequestIdVisitor(Option<String>);
+
+impl tracing::field::Visit for RequestIdVisitor {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "request_id" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "request_id" {
+            self.0 = Some(format!("{value:?}").trim_matches('"').to_owned());
+        }
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for StatementCounter
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut visitor = RequestIdVisitor(None);
+        attrs.record(&mut visitor);
+        if let (Some(request_id), Some(span)) = (visitor.0, ctx.span(id)) {
+            span.extensions_mut().insert(RequestId(request_id));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "contacts::sql" {
+            return;
+        }
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        for span in scope {
+            if let Some(RequestId(request_id)) = span.extensions().get::<RequestId>() {
+                *self
+                    .counts
+                    .lock()
+                    .unwrap()
+                    .entry(request_id.clone())
+                    .or_default() += 1;
+                return;
+            }
+        }
+    }
+}
+
+impl StatementCounter {
+    /// The counter of this test process, installed as the global subscriber
+    /// on first use. Global rather than per thread: tracing caches whether a
+    /// call site is wanted, and a subscriber set for one thread while other
+    /// tests run misses events. Counting by request id keeps the tests that
+    /// run at the same time apart.
+    fn installed() -> StatementCounter {
+        use tracing_subscriber::Layer;
+        use tracing_subscriber::filter::filter_fn;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        static COUNTER: std::sync::OnceLock<StatementCounter> = std::sync::OnceLock::new();
+        COUNTER
+            .get_or_init(|| {
+                let counter = StatementCounter::default();
+                // Only request spans and statement events: nothing else pays.
+                let layer = counter.clone().with_filter(filter_fn(|metadata| {
+                    metadata.target() == "contacts::sql"
+                        || (metadata.is_span() && metadata.name() == "request")
+                }));
+                tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+                    .expect("no other subscriber in the API tests");
+                counter
+            })
+            .clone()
+    }
+
+    /// Runs one operation with its own request id; returns the body and
+    /// the number of statements it cost.
+    async fn run(
+        &self,
+        app: &TestApp,
+        token: &str,
+        query: &str,
+        variables: Value,
+    ) -> (Value, usize) {
+        let request_id = format!("count-{}", Uuid::now_v7());
+        let body = app
+            .graphql_with_headers(
+                Some(token),
+                &[("x-request-id", &request_id)],
+                query,
+                variables,
+            )
+            .await;
+        let count = self
+            .counts
+            .lock()
+            .unwrap()
+            .get(&request_id)
+            .copied()
+            .unwrap_or(0);
+        (body, count)
+    }
+}
+
+#[tokio::test]
+async fn a_page_with_nested_lists_costs_a_fixed_number_of_statements() {
+    let counter = StatementCounter::installed();
+
+    let (app, admin, project_id) = setup().await;
+    for i in 0..100 {
+        let contact = insert_contact(
+            &app,
+            &project_id,
+            &Spec {
+                name: Some("Ana"),
+                created: i,
+                ..Default::default()
+            },
+        )
+        .await;
+        for started in 0..(i % 3) {
+            insert_chat(&app, &contact, started).await;
+        }
+    }
+    let query = "query($p: ID!, $n: Int) { contacts(projectId: $p, first: $n) {
+        edges { node { id name latestChat { id startedAt } chats(first: 2) { id }
+                       history(first: 3) { events { kind } hasNextPage } } }
+        pageInfo { hasNextPage } } }";
+    let mut costs = Vec::new();
+    for n in [1, 10, 100] {
+        // Batches close after a time window: a stalled machine may split
+        // one in two, never make one per contact. The fewest of three runs
+        // is what the page costs by design.
+        let mut fewest = usize::MAX;
+        for _ in 0..3 {
+            let (body, count) = counter
+                .run(&app, &admin.token, query, json!({"p": project_id, "n": n}))
+                .await;
+            assert!(body["errors"].is_null(), "{body}");
+            assert_eq!(
+                body["data"]["contacts"]["edges"].as_array().unwrap().len(),
+                n as usize
+            );
+            fewest = fewest.min(count);
+        }
+        costs.push(fewest);
+    }
+    let page = counter
+        .run(
+            &app,
+            &admin.token,
+            query,
+            json!({"p": project_id, "n": 100}),
+        )
+        .await
+        .0;
+    let with_chats = page["data"]["contacts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|edge| !edge["node"]["latestChat"].is_null())
+        .count();
+    assert_eq!(with_chats, 66, "contacts with chats get their latest one");
+    // The token and its agent, the membership check, the page, then one
+    // batch each for the latest chat, the first chats and the history.
+    assert_eq!(costs, vec![7, 7, 7], "statements per page size 1, 10, 100");
+
+    // totalCount and hasPreviousPage cost one statement each, only when asked.
+    let cursor =
+        list(&app, &admin, json!({"p": project_id, "first": 20})).await["edges"][10]["cursor"]
+            .clone();
+    let mut costs = Vec::new();
+    for fields in [
+        "edges { cursor }",
+        "totalCount pageInfo { hasPreviousPage }",
+    ] {
+        let query = format!(
+            "query($p: ID!, $a: String) {{ contacts(projectId: $p, first: 5, after: $a) {{ {fields} }} }}"
+        );
+        let (body, count) = counter
+            .run(
+                &app,
+                &admin.token,
+                &query,
+                json!({"p": project_id, "a": cursor}),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+        costs.push(count);
+    }
+    assert_eq!(costs, vec![4, 6]);
+}
+
+const CONTACT: &str = "query($id: ID!, $after: ID, $hafter: ID) { contact(id: $id) {
+    id name email phone company customAttributes location { countryCode city }
+    chats(first: 2, after: $after) { id startedAt }
+    latestChat { id }
+    history(first: 2, after: $hafter) { events { id kind actorType actorId field oldValue newValue } hasNextPage endCursor }
+} }";
+
+#[tokio::test]
+async fn the_detail_shows_chats_location_attributes_and_history_in_pages() {
+    let (app, admin, project_id) = setup().await;
+    let key = public_key(&app, &admin, &project_id).await;
+    let start = "mutation($k: String!) { startChat(input: {projectKey: $k, visitorId: \"visitor-1\"}) { chat { id } } }";
+    for _ in 0..3 {
+        let body = app.graphql(None, start, json!({"k": key})).await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    let stored = contact::Entity::find()
+        .filter(contact::Column::ProjectId.eq(project_id.parse::<Uuid>().unwrap()))
+        .one(&app.app_services.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let id = stored.id.to_string();
+    for (i, name) in ["Ana", "Ana María", "Ana M."].iter().enumerate() {
+        let body = app
+            .graphql(
+                Some(&admin.token),
+                "mutation($id: ID!, $n: String, $c: String) { updateContact(id: $id, input: {name: $n, company: $c, location: {countryCode: \"ES\", city: \"Málaga\"}}) { id } }",
+                json!({"id": id, "n": name, "c": format!("Shop {i}")}),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    let body = app
+        .graphql(Some(&admin.token), CONTACT, json!({"id": id}))
+        .await;
+    let detail = &body["data"]["contact"];
+    assert_eq!(detail["name"], "Ana M.", "{body}");
+    assert_eq!(detail["company"], "Shop 2");
+    assert_eq!(detail["customAttributes"], json!({}));
+    assert_eq!(
+        detail["location"],
+        json!({"countryCode": "ES", "city": "Málaga"})
+    );
+    let chats = detail["chats"].as_array().unwrap();
+    assert_eq!(chats.len(), 2);
+    assert_eq!(detail["latestChat"]["id"], chats[0]["id"]);
+    let rest = app
+        .graphql(
+            Some(&admin.token),
+            CONTACT,
+            json!({"id": id, "after": chats[1]["id"]}),
+        )
+        .await;
+    let rest = rest["data"]["contact"]["chats"].as_array().unwrap().clone();
+    assert_eq!(rest.len(), 1);
+    let all: HashSet<&Value> = chats
+        .iter()
+        .chain(rest.iter())
+        .map(|chat| &chat["id"])
+        .collect();
+    assert_eq!(all.len(), 3);
+
+    // History, newest first, in pages: 3 name edits, 3 company edits,
+    // 1 location change, the creation.
+    let mut events = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let body = app
+            .graphql(
+                Some(&admin.token),
+                CONTACT,
+                json!({"id": id, "hafter": after}),
+            )
+            .await;
+        let history = body["data"]["contact"]["history"].clone();
+        events.extend(history["events"].as_array().unwrap().clone());
+        if history["hasNextPage"] == false {
+            break;
+        }
+        after = history["endCursor"].clone();
+    }
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 8, "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"CREATED"));
+    assert_eq!(
+        kinds.iter().filter(|kind| **kind == "AGENT_EDIT").count(),
+        6
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|kind| **kind == "LOCATION_CHANGE")
+            .count(),
+        1
+    );
+    let newest_name = events
+        .iter()
+        .find(|event| event["field"] == "name")
+        .unwrap();
+    assert_eq!(newest_name["oldValue"], "Ana María");
+    assert_eq!(newest_name["newValue"], "Ana M.");
+    assert_eq!(newest_name["actorType"], "AGENT");
+    assert_eq!(newest_name["actorId"], admin.id.as_str());
+}
+
+const UPDATE: &str = "mutation($id: ID!, $input: UpdateContactInput!) {
+    updateContact(id: $id, input: $input) { id name email phone company location { countryCode } } }";
+
+#[tokio::test]
+async fn updates_are_validated_recorded_marked_as_the_agents_and_announced() {
+    let (app, admin, project_id) = setup().await;
+    let contact = insert_contact(
+        &app,
+        &project_id,
+        &Spec {
+            name: Some("Ana"),
+            email: Some("ana@example.com"),
+            country: Some("ES"),
+            ..Default::default()
+        },
+    )
+    .await;
+    insert_contact(
+        &app,
+        &project_id,
+        &Spec {
+            email: Some("taken@example.com"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = contact.id.to_string();
+    let mut events = app.app_services.bus.subscribe();
+
+    for (input, field) in [
+        (json!({"email": "not an email"}), "email"),
+        (json!({"phone": "12"}), "phone"),
+        (json!({"name": "   "}), "name"),
+        (json!({"company": "x".repeat(201)}), "company"),
+        (json!({"email": "TAKEN@example.com"}), "email"),
+        (
+            json!({"name": "Ok", "location": {"countryCode": "ESP"}}),
+            "location.countryCode",
+        ),
+    ] {
+        let body = app
+            .graphql(
+                Some(&admin.token),
+                UPDATE,
+                json!({"id": id, "input": input}),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{input}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    // Nothing of a refused edit was written.
+    let unchanged = contact::Entity::find_by_id(contact.id)
+        .one(&app.app_services.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.name.as_deref(), Some("Ana"));
+
+    // A national number is read in the contact's country; emails are
+    // lower-cased; null clears a field.
+    let body = app
+        .graphql(
+            Some(&admin.token),
+            UPDATE,
+            json!({"id": id, "input": {"phone": "612 34 56 78", "email": " Ana.G@Example.COM ", "name": null, "company": "Acme"}}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updateContact"],
+        json!({"id": id, "name": null, "email": "ana.g@example.com", "phone": "+34612345678",
+               "company": "Acme", "location": {"countryCode": "ES"}}),
+        "{body}"
+    );
+    let stored = contact::Entity::find_by_id(contact.id)
+        .one(&app.app_services.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.field_sources,
+        json!({"email": "AGENT", "phone": "AGENT", "company": "AGENT"})
+    );
+    let recorded = contact_event::Entity::find()
+        .filter(contact_event::Column::ContactId.eq(contact.id))
+        .all(&app.app_services.db)
+        .await
+        .unwrap();
+    let mut changes: Vec<(String, Option<Value>, Option<Value>)> = recorded
+        .iter()
+        .map(|event| {
+            assert_eq!(event.kind, "AGENT_EDIT");
+            assert_eq!(event.actor_type, "AGENT");
+            assert_eq!(
+                event.actor_id.map(|id| id.to_string()),
+                Some(admin.id.clone())
+            );
+            (
+                event.field.clone().unwrap(),
+                event.old_value.clone(),
+                event.new_value.clone(),
+            )
+        })
+        .collect();
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        changes,
+        vec![
+            ("company".into(), None, Some(json!("Acme"))),
+            (
+                "email".into(),
+                Some(json!("ana@example.com")),
+                Some(json!("ana.g@example.com"))
+            ),
+            ("name".into(), Some(json!("Ana")), None),
+            ("phone".into(), None, Some(json!("+34612345678"))),
+        ]
+    );
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let Event::ContactChanged(change) = event else {
+        panic!("expected a contact change, got {event:?}");
+    };
+    assert_eq!(change.contact_id, contact.id);
+    assert_eq!(change.kind, ContactChangeKind::Updated);
+
+    // Repeating the stored values changes and records nothing.
+    let body = app
+        .graphql(
+            Some(&admin.token),
+            UPDATE,
+            json!({"id": id, "input": {"company": "Acme"}}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let count = contact_event::Entity::find()
+        .filter(contact_event::Column::ContactId.eq(contact.id))
+        .count(&app.app_services.db)
+        .await
+        .unwrap();
+    assert_eq!(count, 4);
+}
+
+#[tokio::test]
+async fn an_agent_member_deletes_a_contact_with_its_chats_and_the_deletion_is_recorded() {
+    let (app, admin, project_id) = setup().await;
+    let member = app.agent("member").await;
+    app.add_member(&admin, &project_id, &member, "AGENT").await;
+    let doomed = insert_contact(&app, &project_id, &Spec::default()).await;
+    let kept = insert_contact(&app, &project_id, &Spec::default()).await;
+    for contact in [&doomed, &kept] {
+        insert_chat(&app, contact, 1).await;
+        insert_chat(&app, contact, 2).await;
+    }
+    let mut events = app.app_services.bus.subscribe();
+    let delete = "mutation($id: ID!) { deleteContact(id: $id) { deletedContactId projectId } }";
+    let body = app
+        .graphql(
+            Some(&member.token),
+            delete,
+            json!({"id": doomed.id.to_string()}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["deleteContact"],
+        json!({"deletedContactId": doomed.id.to_string(), "projectId": project_id}),
+        "{body}"
+    );
+    let db = &app.app_services.db;
+    assert!(
+        contact::Entity::find_by_id(doomed.id)
+            .one(db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let chats_left: Vec<Uuid> = chat::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|chat| chat.contact_id)
+        .collect();
+    assert_eq!(chats_left, vec![kept.id, kept.id]);
+    let recorded = contact_event::Entity::find()
+        .filter(contact_event::Column::ContactId.eq(doomed.id))
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].kind, "DELETED");
+    assert_eq!(
+        recorded[0].actor_id.map(|id| id.to_string()),
+        Some(member.id.clone())
+    );
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&event, Event::ContactChanged(change) if change.kind == ContactChangeKind::Deleted && change.contact_id == doomed.id),
+        "{event:?}"
+    );
+
+    // Gone: the detail and a second deletion answer NOT_FOUND.
+    let body = app
+        .graphql(
+            Some(&member.token),
+            CONTACT,
+            json!({"id": doomed.id.to_string()}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    let body = app
+        .graphql(
+            Some(&member.token),
+            delete,
+            json!({"id": doomed.id.to_string()}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    let listed = list(&app, &member, json!({"p": project_id})).await;
+    assert_eq!(ids_of(&listed), vec![kept.id.to_string()]);
+}
