@@ -64,49 +64,16 @@ impl App {
             None
         };
         let bus = open_bus(&db).await?;
-        let local_store = match settings.s3 {
-            None => Some(Arc::new(open_local_store(&settings)?)),
-            Some(_) => None,
-        };
-        let store: Arc<dyn ExportStore> = match (adapters.store, &settings.s3, &local_store) {
-            (Some(store), _, _) => store,
-            (None, Some(s3), _) => Arc::new(
-                S3Store::from_env(s3.clone())
-                    .await
-                    .context("cannot configure S3")?,
-            ),
-            (None, None, Some(local)) => local.clone(),
-            (None, None, None) => anyhow::bail!("no export store configured"),
-        };
-        let mailer: Arc<dyn Mailer> = match (adapters.mailer, &settings.smtp_url) {
-            (Some(mailer), _) => mailer,
-            (None, Some(url)) => Arc::new(
-                SmtpMailer::from_url(url, &settings.mail_from).context("SMTP_URL is not usable")?,
-            ),
-            (None, None) => {
-                tracing::warn!("SMTP_URL is not set: mail is written to DATA_DIR/mail");
-                Arc::new(FileMailer::new(&settings.data_dir, &settings.mail_from)?)
-            }
-        };
+        let exporting = ExportAdapters::open(&settings, adapters).await?;
         let services = Services {
             db,
             bus,
             settings: Arc::new(settings.clone()),
             geo: open_geo(&settings.geo)?,
-            store: store.clone(),
-            local_store,
+            store: exporting.store.clone(),
+            local_store: exporting.local_store.clone(),
         };
-        let tmp_dir = settings.data_dir.join("tmp");
-        std::fs::create_dir_all(&tmp_dir)
-            .with_context(|| format!("cannot create {}", tmp_dir.display()))?;
-        let export_runner = Arc::new(ExportRunner {
-            db: services.db.clone(),
-            store,
-            mailer,
-            bus: services.bus.clone(),
-            settings: settings.exports.clone(),
-            tmp_dir,
-        });
+        let export_runner = Arc::new(exporting.runner(&settings, &services.db, &services.bus)?);
         let schema = build_schema(services.clone(), &settings.limits);
         let router = router(HttpState {
             schema,
@@ -158,10 +125,77 @@ impl App {
     }
 }
 
+/// Where exports go and how their links are mailed, as configured.
+pub struct ExportAdapters {
+    pub store: Arc<dyn ExportStore>,
+    pub local_store: Option<Arc<LocalStore>>,
+    pub mailer: Arc<dyn Mailer>,
+}
+
+impl ExportAdapters {
+    /// S3 when `S3_BUCKET` is set, else a folder under DATA_DIR; SMTP when
+    /// `SMTP_URL` is set, else `.eml` files. `given` adapters win.
+    pub async fn open(settings: &Settings, given: Adapters) -> anyhow::Result<ExportAdapters> {
+        let local_store = match settings.s3 {
+            None => Some(Arc::new(open_local_store(settings)?)),
+            Some(_) => None,
+        };
+        let store: Arc<dyn ExportStore> = match (given.store, &settings.s3, &local_store) {
+            (Some(store), _, _) => store,
+            (None, Some(s3), _) => Arc::new(
+                S3Store::from_env(s3.clone())
+                    .await
+                    .context("cannot configure S3")?,
+            ),
+            (None, None, Some(local)) => local.clone(),
+            (None, None, None) => anyhow::bail!("no export store configured"),
+        };
+        let mailer: Arc<dyn Mailer> = match (given.mailer, &settings.smtp_url) {
+            (Some(mailer), _) => mailer,
+            (None, Some(url)) => Arc::new(
+                SmtpMailer::from_url(url, &settings.mail_from).context("SMTP_URL is not usable")?,
+            ),
+            (None, None) => {
+                tracing::warn!("SMTP_URL is not set: mail is written to DATA_DIR/mail");
+                Arc::new(FileMailer::new(&settings.data_dir, &settings.mail_from)?)
+            }
+        };
+        Ok(ExportAdapters {
+            store,
+            local_store,
+            mailer,
+        })
+    }
+
+    pub fn runner(
+        &self,
+        settings: &Settings,
+        db: &sea_orm::DatabaseConnection,
+        bus: &Arc<dyn EventBus>,
+    ) -> anyhow::Result<ExportRunner> {
+        let tmp_dir = settings.data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp_dir)
+            .with_context(|| format!("cannot create {}", tmp_dir.display()))?;
+        Ok(ExportRunner {
+            db: db.clone(),
+            store: self.store.clone(),
+            mailer: self.mailer.clone(),
+            bus: bus.clone(),
+            settings: settings.exports.clone(),
+            tmp_dir,
+        })
+    }
+}
+
 /// The embedded store: a folder under DATA_DIR whose files this server
 /// hands out at signed links. The signing key is kept beside them so that
 /// links survive a restart.
 fn open_local_store(settings: &Settings) -> anyhow::Result<LocalStore> {
+    // Without PUBLIC_URL, links point at the address this server is bound to.
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen_addr));
     let key_path = settings.data_dir.join("link-signing.key");
     let secret = match std::fs::read_to_string(&key_path) {
         Ok(secret) if secret.trim().len() >= 32 => secret.trim().to_owned(),
@@ -175,7 +209,7 @@ fn open_local_store(settings: &Settings) -> anyhow::Result<LocalStore> {
     };
     Ok(LocalStore::new(
         &settings.data_dir,
-        settings.public_url.as_deref().unwrap_or_default(),
+        &public_url,
         secret.into_bytes(),
         settings.exports.link_ttl,
     )?)

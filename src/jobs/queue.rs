@@ -58,10 +58,33 @@ pub async fn claim(
     worker: &str,
     lease: Duration,
 ) -> AppResult<Option<export_job::Model>> {
+    claim_matching(db, worker, lease, None).await
+}
+
+/// Takes one particular job, if it is runnable (the command line runs a
+/// job it just created this way).
+pub async fn claim_job(
+    db: &DatabaseConnection,
+    job_id: Uuid,
+    worker: &str,
+    lease: Duration,
+) -> AppResult<Option<export_job::Model>> {
+    claim_matching(db, worker, lease, Some(job_id)).await
+}
+
+async fn claim_matching(
+    db: &DatabaseConnection,
+    worker: &str,
+    lease: Duration,
+    only: Option<Uuid>,
+) -> AppResult<Option<export_job::Model>> {
     let now = Utc::now();
     let txn = db.begin().await?;
-    let candidate = export_job::Entity::find()
-        .filter(runnable(now))
+    let mut candidates = export_job::Entity::find().filter(runnable(now));
+    if let Some(job_id) = only {
+        candidates = candidates.filter(export_job::Column::Id.eq(job_id));
+    }
+    let candidate = candidates
         .order_by_asc(export_job::Column::RunAfter)
         .order_by_asc(export_job::Column::Id)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
