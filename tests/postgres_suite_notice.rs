@@ -14,7 +14,7 @@ fn main() {
             println!("!! PostgreSQL suite SKIPPED: the API tests ran on SQLite only.");
             println!("!! Run them on PostgreSQL too with");
             println!(
-                "!!     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test --test api"
+                "!!     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test --test api --test pubsub_postgres"
             );
             println!("!! (each test creates and drops its own database; .ci/run does this.)");
             println!("{banner}");
