@@ -658,3 +658,37 @@ async fn a_visitor_token_reaches_its_own_form_and_nothing_else() {
         assert_eq!(error_code(&body), "UNAUTHENTICATED", "{token:?}");
     }
 }
+
+#[tokio::test]
+async fn a_value_an_agent_entered_is_never_overwritten_by_the_form() {
+    let app = spawn_app().await;
+    let project = project_with_form(&app).await;
+    let token = start(&app, &project.key, "visitor-1").await;
+    // The visitor's own answer first, then the agent corrects it.
+    submit(&app, &token, json!([{"key": "name", "value": "anita"}, {"key": "email", "value": "anita@example.com"}])).await;
+    let id = contacts(&app).await[0].id.to_string();
+    let edit = app
+        .graphql(
+            Some(&project.admin.token),
+            "mutation($id: ID!) { updateContact(id: $id, input: {name: \"Ana García\"}) { name } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(edit["data"]["updateContact"]["name"], "Ana García", "{edit}");
+
+    let body = submit(&app, &token, json!([{"key": "name", "value": "Someone Else"}, {"key": "email", "value": "ana.g@example.com"}])).await;
+    let contact = &body["data"]["submitContactForm"]["contact"];
+    assert_eq!(contact["name"], "Ana García", "{body}");
+    // The form's own earlier answer may still be corrected.
+    assert_eq!(contact["email"], "ana.g@example.com");
+    let history: Vec<(String, String)> = events(&app, contacts(&app).await[0].id)
+        .await
+        .into_iter()
+        .filter(|e| e.field.as_deref() == Some("name"))
+        .map(|e| (e.kind, e.actor_type))
+        .collect();
+    assert_eq!(
+        history,
+        [("FORM_SYNC".to_owned(), "VISITOR".to_owned()), ("AGENT_EDIT".to_owned(), "AGENT".to_owned())]
+    );
+}
