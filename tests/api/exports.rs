@@ -214,31 +214,29 @@ fn csv_ids(bytes: &[u8]) -> BTreeSet<String> {
 
 /// The mail's text body, with quoted-printable soft breaks and escapes undone.
 fn mail_text(raw: &str) -> String {
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body)
-        .unwrap_or(raw);
+    let body = raw.split_once("\r\n\r\n").map_or(raw, |(_, body)| body);
     let joined = body.replace("=\r\n", "");
-    let mut text = String::new();
     let bytes = joined.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    let mut decoded = Vec::new();
     while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() + 1 && i + 2 <= bytes.len() - 1 + 1 {
-            if let Ok(byte) = u8::from_str_radix(
-                std::str::from_utf8(&bytes[i + 1..(i + 3).min(bytes.len())]).unwrap_or(""),
-                16,
-            ) {
+        let escaped = (bytes[i] == b'=')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
                 decoded.push(byte);
                 i += 3;
-                continue;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
             }
         }
-        decoded.push(bytes[i]);
-        i += 1;
     }
-    text.push_str(&String::from_utf8_lossy(&decoded));
-    text
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 fn link_in(text: &str) -> String {
