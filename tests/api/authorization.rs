@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
 
-use crate::helpers::{PASSWORD, TestAgent, TestApp, public_key, spawn_app};
+use crate::helpers::{PASSWORD, TestAgent, TestApp, public_key, spawn_app_with};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -49,6 +49,10 @@ struct Ids {
     public_key: String,
     newcomer_email: String,
     admin_email: String,
+    question: String,
+    export_job: String,
+    /// A notification of the admin's.
+    notification: String,
 }
 
 struct Row {
@@ -87,8 +91,138 @@ fn table() -> Vec<Row> {
     let admin_only = [OK, FORBIDDEN, NOT_FOUND, UNAUTH, UNAUTH];
     let any_agent = [OK, OK, OK, UNAUTH, UNAUTH];
     let public = [OK, OK, OK, OK, OK];
+    let visitor_only = [UNAUTH, UNAUTH, UNAUTH, OK, UNAUTH];
+    let admins_own = [OK, NOT_FOUND, NOT_FOUND, UNAUTH, UNAUTH];
     use Kind::*;
     vec![
+        row(
+            "formQuestions",
+            Query,
+            "query($p: ID!) { formQuestions(projectId: $p) { id } }",
+            |ids| json!({"p": ids.project}),
+            member_only,
+            true,
+        ),
+        row(
+            "contactForm",
+            Query,
+            "{ contactForm { complete questions { key } } }",
+            |_| json!({}),
+            visitor_only,
+            false,
+        ),
+        row(
+            "exportJob",
+            Query,
+            "query($j: ID!) { exportJob(id: $j) { id status } }",
+            |ids| json!({"j": ids.export_job}),
+            member_only,
+            true,
+        ),
+        row(
+            "exports",
+            Query,
+            "query($p: ID!) { exports(projectId: $p) { edges { node { id } } } }",
+            |ids| json!({"p": ids.project}),
+            member_only,
+            true,
+        ),
+        row(
+            "notifications",
+            Query,
+            "{ notifications { edges { node { id } } } }",
+            |_| json!({}),
+            any_agent,
+            false,
+        ),
+        row(
+            "createFormQuestion",
+            Mutation,
+            "mutation($p: ID!) { createFormQuestion(projectId: $p, input: {key: \"size\", label: \"Size\", kind: NUMBER, target: {attribute: \"size\"}}) { id } }",
+            |ids| json!({"p": ids.project}),
+            admin_only,
+            true,
+        ),
+        row(
+            "updateFormQuestion",
+            Mutation,
+            "mutation($q: ID!) { updateFormQuestion(id: $q, input: {label: \"Firm\"}) { id } }",
+            |ids| json!({"q": ids.question}),
+            admin_only,
+            true,
+        ),
+        row(
+            "reorderFormQuestions",
+            Mutation,
+            "mutation($p: ID!, $q: ID!) { reorderFormQuestions(projectId: $p, ids: [$q]) { id } }",
+            |ids| json!({"p": ids.project, "q": ids.question}),
+            admin_only,
+            true,
+        ),
+        row(
+            "deleteFormQuestion",
+            Mutation,
+            "mutation($q: ID!) { deleteFormQuestion(id: $q) }",
+            |ids| json!({"q": ids.question}),
+            admin_only,
+            true,
+        ),
+        row(
+            "submitContactForm",
+            Mutation,
+            "mutation { submitContactForm(answers: [{key: \"company\", value: \"Acme\"}]) { complete } }",
+            |_| json!({}),
+            visitor_only,
+            false,
+        ),
+        row(
+            "exportContacts",
+            Mutation,
+            "mutation($p: ID!) { exportContacts(projectId: $p, from: \"2026-01-01\", to: \"2026-12-31\") { id } }",
+            |ids| json!({"p": ids.project}),
+            member_only,
+            true,
+        ),
+        row(
+            "cancelExport",
+            Mutation,
+            "mutation($j: ID!) { cancelExport(id: $j) { id status } }",
+            |ids| json!({"j": ids.export_job}),
+            member_only,
+            true,
+        ),
+        row(
+            "markNotificationRead",
+            Mutation,
+            "mutation($n: ID!) { markNotificationRead(id: $n) { id readAt } }",
+            |ids| json!({"n": ids.notification}),
+            admins_own,
+            true,
+        ),
+        row(
+            "contactUpdated",
+            Subscription,
+            "subscription($p: ID!) { contactUpdated(projectId: $p) { kind } }",
+            |ids| json!({"p": ids.project}),
+            member_only,
+            true,
+        ),
+        row(
+            "exportUpdated",
+            Subscription,
+            "subscription($j: ID!) { exportUpdated(jobId: $j) { status } }",
+            |ids| json!({"j": ids.export_job}),
+            member_only,
+            true,
+        ),
+        row(
+            "notifications",
+            Subscription,
+            "subscription { notifications { id } }",
+            |_| json!({}),
+            any_agent,
+            false,
+        ),
         row(
             "me",
             Query,
@@ -177,6 +311,14 @@ fn table() -> Vec<Row> {
             Mutation,
             "mutation($p: ID!, $a: ID!) { changeRole(projectId: $p, agentId: $a, role: ADMIN) { kind } }",
             |ids| json!({"p": ids.project, "a": ids.member_agent}),
+            admin_only,
+            true,
+        ),
+        row(
+            "setAllowedOrigins",
+            Mutation,
+            "mutation($p: ID!) { setAllowedOrigins(projectId: $p, origins: [\"https://shop.example\"]) { id } }",
+            |ids| json!({"p": ids.project}),
             admin_only,
             true,
         ),
@@ -303,6 +445,41 @@ async fn fixture(app: &TestApp, cast: &Cast) -> Fixture {
         .await
         .unwrap()
         .expect("the visitor's contact");
+    let question = app
+        .graphql(
+            Some(&cast.admin.token),
+            "mutation($p: ID!) { createFormQuestion(projectId: $p, input: {key: \"company\", label: \"Company\", kind: TEXT, target: {field: COMPANY}}) { id } }",
+            json!({"p": project}),
+        )
+        .await["data"]["createFormQuestion"]["id"]
+        .as_str()
+        .expect("a question")
+        .to_owned();
+    let export_job = app
+        .graphql(
+            Some(&cast.admin.token),
+            "mutation($p: ID!) { exportContacts(projectId: $p, from: \"2026-01-01\", to: \"2026-12-31\") { id } }",
+            json!({"p": project}),
+        )
+        .await["data"]["exportContacts"]["id"]
+        .as_str()
+        .expect("an export")
+        .to_owned();
+    let notification = contacts::domain::notifications::create(
+        &app.app_services.db,
+        contacts::domain::notifications::NewNotification {
+            agent_id: cast.admin.id.parse().unwrap(),
+            project_id: project.parse().unwrap(),
+            kind: contacts::domain::notifications::EXPORT_COMPLETED,
+            title: "Ready",
+            body: "An export is ready.",
+            export_job_id: Some(export_job.parse().unwrap()),
+        },
+    )
+    .await
+    .expect("a notification")
+    .id
+    .to_string();
     Fixture {
         ids: Ids {
             project,
@@ -311,6 +488,9 @@ async fn fixture(app: &TestApp, cast: &Cast) -> Fixture {
             public_key: key,
             newcomer_email: cast.newcomer.email.clone(),
             admin_email: cast.admin.email.clone(),
+            question,
+            export_job,
+            notification,
         },
         visitor_token,
     }
@@ -320,6 +500,9 @@ fn missing(ids: &Ids) -> Ids {
     Ids {
         project: Uuid::now_v7().to_string(),
         contact: Uuid::now_v7().to_string(),
+        question: Uuid::now_v7().to_string(),
+        export_job: Uuid::now_v7().to_string(),
+        notification: Uuid::now_v7().to_string(),
         ..ids.clone()
     }
 }
@@ -396,7 +579,9 @@ fn outcome_of(body: &Value) -> Result<Outcome, String> {
 
 #[tokio::test]
 async fn every_operation_of_the_schema_answers_each_kind_of_caller_as_it_must() {
-    let app = spawn_app().await;
+    // No export workers: the fixture's export stays queued, so cancelling it
+    // is always possible.
+    let app = spawn_app_with(|settings| settings.exports.workers = 0).await;
     let cast = Cast {
         admin: app.agent("admin").await,
         member: app.agent("member").await,
