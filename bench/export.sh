@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The contact export benchmark: `contacts export` (the workers' own code
 # path: keyset chunks → CSV file → store) against `psql \copy` of the same
-# rows, on the PostgreSQL bench database of bench/run.sh, with the peak
+# rows, on a PostgreSQL database of its own (seeded like bench/run.sh), with the peak
 # memory of the export at about 100k and at all (1M) rows.
 #
 #   bash bench/export.sh          # seeds like bench/run.sh when needed
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ADMIN_URL="${ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-DB_NAME="${DB_NAME:-contacts_bench}"
+DB_NAME="${DB_NAME:-contacts_bench_export}"
 DB_URL="${ADMIN_URL%/*}/$DB_NAME"
 CONTACTS="${CONTACTS:-1000000}"
 SMALL="${SMALL:-100000}"

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use entity::{agent, contact, export_job, form_question};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ExprTrait as _, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
@@ -228,14 +229,14 @@ impl ExportRunner {
                 .order_by_asc(contact::Column::Id)
                 .limit(self.settings.chunk_size);
             if let Some((created_at, id)) = after {
+                // A row comparison is one range of the (project, created_at,
+                // id) index, so every chunk costs the same however deep.
                 page = page.filter(
-                    Condition::any()
-                        .add(contact::Column::CreatedAt.gt(created_at))
-                        .add(
-                            Condition::all()
-                                .add(contact::Column::CreatedAt.eq(created_at))
-                                .add(contact::Column::Id.gt(id)),
-                        ),
+                    Expr::tuple([
+                        Expr::col((contact::Entity, contact::Column::CreatedAt)),
+                        Expr::col((contact::Entity, contact::Column::Id)),
+                    ])
+                    .gt(Expr::tuple([Expr::val(created_at), Expr::val(id)])),
                 );
             }
             let rows = page.all(&self.db).await?;
@@ -249,7 +250,7 @@ impl ExportRunner {
 
             if last_progress.elapsed() >= PROGRESS_INTERVAL {
                 last_progress = Instant::now();
-                if !queue::record_progress(&self.db, job.id, worker, written, total.max(written))
+                if !queue::record_progress(&self.db, job.id, worker, written, Ord::max(total, written))
                     .await?
                 {
                     return Err(RunError::LeaseLost);
@@ -352,7 +353,7 @@ fn io_failure(path: &Path, error: std::io::Error) -> RunError {
 
 /// Exponential backoff: base, 2×base, 4×base… capped at an hour.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+    let factor = 2u32.saturating_pow(Ord::min(attempt.saturating_sub(1), 16));
     (base * factor).min(Duration::from_secs(3600))
 }
 
