@@ -5,6 +5,7 @@
 #   bash bench/run.sh            # seeds once (kept for later runs), then measures
 #   CONTACTS=200000 bash bench/run.sh
 #   RESEED=1 bash bench/run.sh   # drop the bench database and seed again
+#   SKIP_BUILD=1 bash bench/run.sh  # measure target/release/contacts as built
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth), Node 20 and npm; installs
 # wrk (apt) and PostGraphile (npm, into bench/node_modules) when missing.
@@ -34,7 +35,8 @@ psql_bench() { psql "$DB_URL" -v ON_ERROR_STOP=1 -qtAX "$@"; }
 step "tools"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 [ -x bench/node_modules/.bin/postgraphile ] || (cd bench && npm install --no-audit --no-fund --silent)
-cargo build --release --quiet --bin contacts
+# SKIP_BUILD=1 measures the release binary as it is.
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release --quiet --bin contacts
 BIN=target/release/contacts
 
 if [ "${RESEED:-0}" = 1 ]; then
@@ -44,7 +46,9 @@ if [ -z "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")
   psql_admin -c "CREATE DATABASE \"$DB_NAME\""
 fi
 
-export DATABASE_URL="$DB_URL" DATA_DIR="$RESULTS/data" RUST_LOG=warn
+# Without TLS, as PostGraphile's driver connects by default: sqlx would
+# otherwise encrypt every loopback round trip (the server offers TLS).
+export DATABASE_URL="$DB_URL?sslmode=disable" DATA_DIR="$RESULTS/data" RUST_LOG=warn
 "$BIN" migrate
 AGENT_EMAIL=bench@example.com
 AGENT_PASSWORD=bench-password-1
@@ -65,16 +69,22 @@ step "$TOTAL contacts in project $PROJECT_ID"
 step "starting both servers"
 LISTEN_ADDR="127.0.0.1:$OURS_PORT" "$BIN" serve >"$RESULTS/ours.log" 2>&1 &
 OURS_PID=$!
-# Two workers, as this server uses both cores; no query log, no GraphiQL.
-bench/node_modules/.bin/postgraphile -c "$DB_URL" --schema public --host 127.0.0.1 --port "$PG_PORT" \
-  --append-plugins postgraphile-plugin-connection-filter --disable-query-log --disable-graphiql \
-  --cluster-workers 2 >"$RESULTS/postgraphile.log" 2>&1 &
+# PostGraphile as it runs by default (one Node process), and with two
+# workers, as this server uses both cores; no query log, no GraphiQL.
+PG_ARGS=(-c "$DB_URL" --schema public --host 127.0.0.1
+  --append-plugins postgraphile-plugin-connection-filter --disable-query-log --disable-graphiql)
+bench/node_modules/.bin/postgraphile "${PG_ARGS[@]}" --port "$PG_PORT" >"$RESULTS/postgraphile.log" 2>&1 &
 PG_PID=$!
-trap 'kill "$OURS_PID" "$PG_PID" 2>/dev/null || true' EXIT
+bench/node_modules/.bin/postgraphile "${PG_ARGS[@]}" --port "$((PG_PORT + 1))" --cluster-workers 2 \
+  >"$RESULTS/postgraphile-2.log" 2>&1 &
+PG2_PID=$!
+trap 'kill "$OURS_PID" "$PG_PID" "$PG2_PID" 2>/dev/null || true' EXIT
 for _ in $(seq 1 60); do
   curl -sf "http://127.0.0.1:$OURS_PORT/healthz" >/dev/null \
     && curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
-         -d '{"query":"{__typename}"}' "http://127.0.0.1:$PG_PORT/graphql" && break
+         -d '{"query":"{__typename}"}' "http://127.0.0.1:$PG_PORT/graphql" \
+    && curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
+         -d '{"query":"{__typename}"}' "http://127.0.0.1:$((PG_PORT + 1))/graphql" && break
   sleep 1
 done
 
@@ -82,12 +92,12 @@ TOKEN="$(curl -sf -X POST -H 'Content-Type: application/json' \
   -d "{\"query\":\"mutation { login(email: \\\"$AGENT_EMAIL\\\", password: \\\"$AGENT_PASSWORD\\\") { token } }\"}" \
   "http://127.0.0.1:$OURS_PORT/graphql" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])')"
 
-# The contact DEEP rows into the newest-first list, and its cursor in each
+# The DEEP-th contact of the newest-first list, and its cursor in each
 # server's format (this server's: base64url of [sort, nanoseconds, id]).
 read -r DEEP_ID DEEP_NANOS DEEP_AT < <(psql_bench -F ' ' -c "
   SELECT id, (extract(epoch FROM created_at) * 1000000)::bigint * 1000, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')
   FROM contacts WHERE project_id = '$PROJECT_ID'
-  ORDER BY created_at DESC, id DESC OFFSET $DEEP LIMIT 1")
+  ORDER BY created_at DESC, id DESC OFFSET $((DEEP - 1)) LIMIT 1")
 OURS_CURSOR="$(python3 -c "import base64,json,sys; print(base64.urlsafe_b64encode(json.dumps(['created_at', int(sys.argv[1]), sys.argv[2]], separators=(',',':')).encode()).decode().rstrip('='))" "$DEEP_NANOS" "$DEEP_ID")"
 PG_CURSOR="$(curl -sf -X POST -H 'Content-Type: application/json' \
   -d "{\"query\":\"query(\$p: UUID!) { allContacts(condition: {projectId: \$p}, orderBy: [CREATED_AT_DESC, ID_DESC], first: 1, offset: $((DEEP - 1))) { edges { cursor node { id } } } }\",\"variables\":{\"p\":\"$PROJECT_ID\"}}" \
@@ -98,17 +108,34 @@ PG_FIELDS='edges { cursor node { id name email phone createdAt countryCode city 
 PG_ORDER='orderBy: [CREATED_AT_DESC, ID_DESC]'
 PG_SEARCH="filter: {or: [{name: {includesInsensitive: \\\"$SEARCH\\\"}}, {email: {includesInsensitive: \\\"$SEARCH\\\"}}, {phone: {includes: \\\"$SEARCH\\\"}}]}"
 
-# name|server|graphql request body (JSON)
+# The request body (JSON) of each query on each server.
+OURS_FIRST="{\"query\":\"query(\$p: ID!) { contacts(projectId: \$p, first: 50) { $OURS_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\"}}"
+PG_FIRST="{\"query\":\"query(\$p: UUID!) { allContacts(condition: {projectId: \$p}, $PG_ORDER, first: 50) { $PG_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\"}}"
+OURS_DEEP="{\"query\":\"query(\$p: ID!, \$a: String) { contacts(projectId: \$p, first: 50, after: \$a) { $OURS_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\",\"a\":\"$OURS_CURSOR\"}}"
+PG_DEEP="{\"query\":\"query(\$p: UUID!, \$a: Cursor) { allContacts(condition: {projectId: \$p}, $PG_ORDER, first: 50, after: \$a) { $PG_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\",\"a\":\"$PG_CURSOR\"}}"
+OURS_SEARCH="{\"query\":\"query(\$p: ID!) { contacts(projectId: \$p, first: 50, filter: {search: \\\"$SEARCH\\\"}) { $OURS_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\"}}"
+PG_SEARCH_BODY="{\"query\":\"query(\$p: UUID!) { allContacts(condition: {projectId: \$p}, $PG_SEARCH, $PG_ORDER, first: 50) { $PG_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\"}}"
+
+# name|server|body; each query runs on the three servers one after the other.
 SCENARIOS=(
-  "first page|ours|{\"query\":\"query(\$p: ID!) { contacts(projectId: \$p, first: 50) { $OURS_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\"}}"
-  "first page|postgraphile|{\"query\":\"query(\$p: UUID!) { allContacts(condition: {projectId: \$p}, $PG_ORDER, first: 50) { $PG_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\"}}"
-  "page $DEEP deep|ours|{\"query\":\"query(\$p: ID!, \$a: String) { contacts(projectId: \$p, first: 50, after: \$a) { $OURS_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\",\"a\":\"$OURS_CURSOR\"}}"
-  "page $DEEP deep|postgraphile|{\"query\":\"query(\$p: UUID!, \$a: Cursor) { allContacts(condition: {projectId: \$p}, $PG_ORDER, first: 50, after: \$a) { $PG_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\",\"a\":\"$PG_CURSOR\"}}"
-  "search \\\"$SEARCH\\\"|ours|{\"query\":\"query(\$p: ID!) { contacts(projectId: \$p, first: 50, filter: {search: \\\"$SEARCH\\\"}) { $OURS_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\"}}"
-  "search \\\"$SEARCH\\\"|postgraphile|{\"query\":\"query(\$p: UUID!) { allContacts(condition: {projectId: \$p}, $PG_SEARCH, $PG_ORDER, first: 50) { $PG_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\"}}"
+  "first page|ours|$OURS_FIRST"
+  "first page|postgraphile|$PG_FIRST"
+  "first page|postgraphile-2|$PG_FIRST"
+  "page $DEEP deep|ours|$OURS_DEEP"
+  "page $DEEP deep|postgraphile|$PG_DEEP"
+  "page $DEEP deep|postgraphile-2|$PG_DEEP"
+  "search '$SEARCH'|ours|$OURS_SEARCH"
+  "search '$SEARCH'|postgraphile|$PG_SEARCH_BODY"
+  "search '$SEARCH'|postgraphile-2|$PG_SEARCH_BODY"
 )
 
-url_of() { if [ "$1" = ours ]; then echo "http://127.0.0.1:$OURS_PORT/graphql"; else echo "http://127.0.0.1:$PG_PORT/graphql"; fi; }
+url_of() {
+  case "$1" in
+    ours) echo "http://127.0.0.1:$OURS_PORT/graphql" ;;
+    postgraphile) echo "http://127.0.0.1:$PG_PORT/graphql" ;;
+    *) echo "http://127.0.0.1:$((PG_PORT + 1))/graphql" ;;
+  esac
+}
 
 # Every request must answer 50 contacts, the same ones on both servers.
 step "checking the answers"
@@ -131,6 +158,7 @@ print(",".join(ids))' "$answer")"
 done
 
 step "measuring: wrk, $THREADS thread, $CONNECTIONS connections, $WARMUP warm-up then $DURATION per row"
+declare -A RPS
 printf '| query | server | requests/s | p50 | p99 |\n|---|---|---|---|---|\n'
 for scenario in "${SCENARIOS[@]}"; do
   IFS='|' read -r name server body <<<"$scenario"
@@ -152,4 +180,11 @@ PY
   p50="$(awk '/^ +50%/ {print $2}' "$out")"
   p99="$(awk '/^ +99%/ {print $2}' "$out")"
   printf '| %s | %s | %s | %s | %s |\n' "$name" "$server" "$rps" "$p50" "$p99"
+  RPS["$name|$server"]="$rps"
+done
+
+printf '\n| query | ours / postgraphile | ours / postgraphile, 2 workers |\n|---|---|---|\n'
+for name in "first page" "page $DEEP deep" "search '$SEARCH'"; do
+  python3 -c 'import sys; o, a, b = map(float, sys.argv[2:]); print("| %s | %.2f | %.2f |" % (sys.argv[1], o / a, o / b))' \
+    "$name" "${RPS[$name|ours]}" "${RPS[$name|postgraphile]}" "${RPS[$name|postgraphile-2]}"
 done

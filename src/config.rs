@@ -38,6 +38,55 @@ pub struct Settings {
     /// `smtp://user:pass@host:port`; none: mail is written to `DATA_DIR/mail`.
     pub smtp_url: Option<String>,
     pub mail_from: String,
+    /// Limits on the public operations and on failed logins.
+    pub rate_limits: RateLimitSettings,
+    /// Origins of the agents' web app, allowed to call the API from a
+    /// browser (widget origins are listed per project).
+    pub agent_app_origins: Vec<String>,
+    /// How often the cached list of allowed origins is reloaded, besides
+    /// the reload that every change triggers.
+    pub origins_refresh: Duration,
+    /// How long requests in flight may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// How long a request waits for a PostgreSQL connection before it
+    /// fails as "service unavailable".
+    pub database_acquire_timeout: Duration,
+}
+
+/// Requests per minute; each limit is a token bucket holding a minute's
+/// worth, so a burst up to the limit passes at once. 0 turns a limit off.
+#[derive(Clone, Debug)]
+pub struct RateLimitSettings {
+    /// `startChat` and `submitContactForm` per client IP (IPv6: per /64).
+    pub public_per_ip: u32,
+    /// `startChat` per project key, and `submitContactForm` per project.
+    pub public_per_project: u32,
+    /// `login` attempts per client IP.
+    pub login_per_ip: u32,
+    /// Failed logins for one email before each further failure locks it.
+    pub login_email_free_failures: u32,
+    /// Failed logins from one client IP before each further failure locks it.
+    pub login_ip_free_failures: u32,
+    /// The first lock; each further failure doubles it.
+    pub login_lock_base: Duration,
+    pub login_lock_max: Duration,
+    /// Failures are forgotten this long after the last one.
+    pub login_failure_window: Duration,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            public_per_ip: 600,
+            public_per_project: 6_000,
+            login_per_ip: 60,
+            login_email_free_failures: 5,
+            login_ip_free_failures: 20,
+            login_lock_base: Duration::from_secs(1),
+            login_lock_max: Duration::from_secs(15 * 60),
+            login_failure_window: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 /// How export jobs run.
@@ -184,6 +233,53 @@ impl Settings {
             }
         };
 
+        let rate_defaults = RateLimitSettings::default();
+        let rate_limits = RateLimitSettings {
+            public_per_ip: parse_or(
+                &var,
+                "RATE_LIMIT_PUBLIC_PER_IP",
+                rate_defaults.public_per_ip,
+            )?,
+            public_per_project: parse_or(
+                &var,
+                "RATE_LIMIT_PUBLIC_PER_PROJECT",
+                rate_defaults.public_per_project,
+            )?,
+            login_per_ip: parse_or(&var, "RATE_LIMIT_LOGIN_PER_IP", rate_defaults.login_per_ip)?,
+            login_email_free_failures: parse_or(
+                &var,
+                "LOGIN_FAILURES_PER_EMAIL",
+                rate_defaults.login_email_free_failures,
+            )?,
+            login_ip_free_failures: parse_or(
+                &var,
+                "LOGIN_FAILURES_PER_IP",
+                rate_defaults.login_ip_free_failures,
+            )?,
+            login_lock_base: Duration::from_millis(parse_or(&var, "LOGIN_LOCK_BASE_MS", 1_000)?),
+            login_lock_max: Duration::from_secs(parse_or(&var, "LOGIN_LOCK_MAX_SECS", 900)?),
+            login_failure_window: Duration::from_secs(parse_or(
+                &var,
+                "LOGIN_FAILURE_WINDOW_SECS",
+                900,
+            )?),
+        };
+        let agent_app_origins = match var("AGENT_APP_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|origin| !origin.is_empty())
+                .map(|origin| {
+                    crate::domain::origins::parse_origin(origin).map_err(|_| {
+                        anyhow::anyhow!(
+                            "AGENT_APP_ORIGINS must list origins like https://app.example.com, not {origin:?}"
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        };
+
         Ok(Settings {
             listen_addr,
             data_dir,
@@ -200,6 +296,15 @@ impl Settings {
             s3,
             smtp_url: var("SMTP_URL"),
             mail_from: var("MAIL_FROM").unwrap_or_else(|| "Contacts <contacts@localhost>".into()),
+            rate_limits,
+            agent_app_origins,
+            origins_refresh: Duration::from_secs(parse_or(&var, "ORIGINS_REFRESH_SECS", 60)?),
+            shutdown_grace: Duration::from_secs(parse_or(&var, "SHUTDOWN_GRACE_SECS", 30)?),
+            database_acquire_timeout: Duration::from_millis(parse_or(
+                &var,
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                2_000,
+            )?),
         })
     }
 }
@@ -252,6 +357,32 @@ mod tests {
     }
 
     #[test]
+    fn hardening_settings_come_from_the_environment() {
+        let settings = settings(&[
+            ("RATE_LIMIT_PUBLIC_PER_IP", "5"),
+            ("LOGIN_LOCK_BASE_MS", "250"),
+            (
+                "AGENT_APP_ORIGINS",
+                "https://App.example.com/, http://localhost:3000",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(settings.rate_limits.public_per_ip, 5);
+        assert_eq!(
+            settings.rate_limits.login_lock_base,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            settings.agent_app_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        let defaults = settings_pg();
+        assert!(defaults.agent_app_origins.is_empty());
+        assert_eq!(defaults.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(defaults.database_acquire_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
     fn database_follows_data_dir_unless_given() {
         let settings = settings(&[("DATA_DIR", "/var/lib/contacts")]).unwrap();
         assert_eq!(
@@ -274,6 +405,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("MAX_BODY_BYTES"), "{error}");
+        let error = settings(&[(
+            "AGENT_APP_ORIGINS",
+            "https://app.example.com,app.example.com",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("AGENT_APP_ORIGINS"), "{error}");
         let error = settings(&[("LISTEN_ADDR", "nowhere")])
             .unwrap_err()
             .to_string();

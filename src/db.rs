@@ -7,15 +7,35 @@ use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 
+/// How long the operator's commands wait for a connection.
+const COMMAND_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite has one connection that every writer queues for: waiting for it
+/// is normal operation, not an outage.
+const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_with(url, COMMAND_ACQUIRE_TIMEOUT).await
+}
+
+/// Connects; on PostgreSQL a request waits at most `acquire_timeout` for a
+/// connection, so that it fails fast while the database is down instead
+/// of hanging.
+pub async fn connect_with(
+    url: &str,
+    acquire_timeout: Duration,
+) -> anyhow::Result<DatabaseConnection> {
     let is_sqlite = url.starts_with("sqlite:");
     if is_sqlite {
         create_sqlite_folder(url)?;
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5).min(acquire_timeout))
+        .acquire_timeout(if is_sqlite {
+            SQLITE_ACQUIRE_TIMEOUT
+        } else {
+            acquire_timeout
+        })
         .sqlx_logging(false);
     if is_sqlite {
         // SQLite allows one writer at a time; one connection turns
@@ -56,9 +76,42 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         .context("database migrations failed")
 }
 
-/// Whether the database answers a trivial query.
+/// Whether the database answers a trivial query within a few seconds.
 pub async fn is_ready(db: &DatabaseConnection) -> bool {
-    db.ping().await.is_ok()
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), db.ping()).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Whether an error means the database cannot be reached (down, refusing
+/// connections, or the connection was cut) rather than a failed statement.
+pub fn is_unavailable(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let sqlx_error = match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(error)) | DbErr::Query(RuntimeErr::SqlxError(error)) => {
+            error
+        }
+        _ => return false,
+    };
+    match sqlx_error.as_ref() {
+        sea_orm::sqlx::Error::Io(_)
+        | sea_orm::sqlx::Error::Tls(_)
+        | sea_orm::sqlx::Error::PoolTimedOut
+        | sea_orm::sqlx::Error::PoolClosed
+        | sea_orm::sqlx::Error::WorkerCrashed => true,
+        sea_orm::sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            // Connection exceptions (08...), operator intervention (57P01
+            // admin shutdown, 57P02 crash shutdown, 57P03 cannot connect
+            // now) and "database does not accept connections" (55000 is
+            // wider, so only with that message).
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || (code == "55000" && error.message().contains("not currently accepting"))
+        }),
+        _ => false,
+    }
 }
 
 fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {

@@ -59,9 +59,24 @@ impl AppError {
             AppError::RateLimited { retry_after_secs } => {
                 format!("too many requests, retry after {retry_after_secs} s")
             }
+            AppError::Internal(cause) if is_unavailable(cause) => {
+                "service unavailable: the database cannot be reached, retry shortly".to_owned()
+            }
             AppError::Internal(_) => "internal error".to_owned(),
         }
     }
+
+    /// Whether this is an internal error because the database is down:
+    /// worth retrying, and logged as a warning rather than an error.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, AppError::Internal(cause) if is_unavailable(cause))
+    }
+}
+
+fn is_unavailable(cause: &anyhow::Error) -> bool {
+    cause
+        .downcast_ref::<sea_orm::DbErr>()
+        .is_some_and(crate::db::is_unavailable)
 }
 
 impl fmt::Debug for AppError {

@@ -1,5 +1,11 @@
 use clap::Parser;
 
+// Serving a page of contacts allocates for every row, value and field;
+// mimalloc made that path about a tenth cheaper than the system allocator
+// (BENCHMARKS.md, contacts section).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     contacts::cli::Cli::parse().run().await

@@ -1,16 +1,19 @@
 //! Building the application from settings, and running it.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::bootstrap::{self, OwnerLogin};
 use crate::config::{GeoSettings, Settings};
 use crate::db;
 use crate::domain::ids::random_secret;
+use crate::domain::origins::OriginPolicy;
+use crate::domain::rate_limit::RateLimiter;
 use crate::geo::{GeoLocator, MaxMindGeo, NoGeo};
 use crate::graphql::build_schema;
 use crate::http::{HttpState, router};
@@ -27,6 +30,8 @@ pub struct App {
     services: Services,
     owner_login: Option<OwnerLogin>,
     export_runner: Arc<ExportRunner>,
+    /// Cancelled when shutdown begins: websockets close, caches stop refreshing.
+    shutdown: CancellationToken,
 }
 
 /// Adapters built elsewhere, replacing the ones the settings would build
@@ -54,7 +59,8 @@ impl App {
         settings
             .public_url
             .get_or_insert_with(|| format!("http://{bound}"));
-        let db = db::connect(&settings.database_url).await?;
+        let db =
+            db::connect_with(&settings.database_url, settings.database_acquire_timeout).await?;
         db::migrate(&db).await?;
         let owner_login = if settings.bootstrap_owner {
             bootstrap::ensure_owner(&db)
@@ -65,6 +71,11 @@ impl App {
         };
         let bus = open_bus(&db).await?;
         let exporting = ExportAdapters::open(&settings, adapters).await?;
+        let origins = Arc::new(OriginPolicy::new(&settings.agent_app_origins));
+        origins
+            .reload(&db)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot load the allowed origins: {error:?}"))?;
         let services = Services {
             db,
             bus,
@@ -72,13 +83,17 @@ impl App {
             geo: open_geo(&settings.geo)?,
             store: exporting.store.clone(),
             local_store: exporting.local_store.clone(),
+            rate_limiter: Arc::new(RateLimiter::new(settings.rate_limits.clone())),
+            origins,
         };
         let export_runner = Arc::new(exporting.runner(&settings, &services.db, &services.bus)?);
         let schema = build_schema(services.clone(), &settings.limits);
+        let shutdown = CancellationToken::new();
         let router = router(HttpState {
             schema,
             services: services.clone(),
             max_body_bytes: settings.limits.max_body_bytes,
+            shutdown: shutdown.clone(),
         });
         Ok(App {
             listener,
@@ -86,6 +101,7 @@ impl App {
             services,
             owner_login,
             export_runner,
+            shutdown,
         })
     }
 
@@ -104,21 +120,47 @@ impl App {
         &self.services
     }
 
-    /// Serves until `shutdown` completes, then finishes requests in flight.
+    /// Serves until `shutdown` completes. Then it stops accepting
+    /// connections, closes websockets with "going away", lets requests in
+    /// flight finish (for `SHUTDOWN_GRACE_SECS` at most) and gives running
+    /// exports back to the queue.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let instance = format!("{}-{}", std::process::id(), &random_secret("w")[2..10]);
         let workers = WorkerPool::spawn(self.export_runner.clone(), &instance);
-        let served = axum::serve(
+        let services = &self.services;
+        services.origins.clone().spawn_refresher(
+            services.db.clone(),
+            services.bus.clone(),
+            services.settings.origins_refresh,
+            self.shutdown.clone(),
+        );
+        let stopping = self.shutdown.clone();
+        let signal = async move {
+            shutdown.await;
+            stopping.cancel();
+        };
+        let server = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server stopped with an error");
+        .with_graceful_shutdown(signal)
+        .into_future();
+        let grace = services.settings.shutdown_grace;
+        let grace_over = async {
+            self.shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        let served = tokio::select! {
+            served = server => served.context("the HTTP server stopped with an error"),
+            _ = grace_over => {
+                tracing::warn!(?grace, "requests still in flight after the grace period were dropped");
+                Ok(())
+            }
+        };
         // Running exports go back to the queue for the next instance.
         workers.shutdown().await;
         served

@@ -17,6 +17,7 @@ fn main() {
                 "!!     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test --test api --test pubsub_postgres"
             );
             println!("!! (each test creates and drops its own database; .ci/run does this.)");
+            println!("!! The database-outage test (hardening) only runs there.");
             println!("{banner}");
         }
     }

@@ -10,4 +10,5 @@ pub mod form_question;
 pub mod membership;
 pub mod notification;
 pub mod project;
+pub mod project_allowed_origin;
 pub mod visitor_alias;

@@ -9,6 +9,7 @@ mod m20261125_000003_create_forms_and_contact_history;
 mod m20261125_000004_contact_list_indexes;
 mod m20261125_000005_create_visitor_aliases;
 mod m20261125_000006_create_export_jobs_and_notifications;
+mod m20261125_000007_project_allowed_origins;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_contact_list_indexes::Migration),
             Box::new(m20261125_000005_create_visitor_aliases::Migration),
             Box::new(m20261125_000006_create_export_jobs_and_notifications::Migration),
+            Box::new(m20261125_000007_project_allowed_origins::Migration),
         ]
     }
 }

@@ -289,15 +289,21 @@ pub async fn authenticate_visitor(
     if !token.starts_with("vt_") || token.len() > MAX_KEY_LEN {
         return Ok(None);
     }
-    let Some(chat) = chat::Entity::find()
-        .filter(chat::Column::VisitorTokenHash.eq(secret_hash(token)))
-        .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let contact = contact::Entity::find_by_id(chat.contact_id).one(db).await?;
-    Ok(contact.map(|contact| (chat, contact)))
+    // A merge committing between the two reads moves the chat to the
+    // surviving contact and deletes the one read first: read the chat again.
+    for _ in 0..3 {
+        let Some(chat) = chat::Entity::find()
+            .filter(chat::Column::VisitorTokenHash.eq(secret_hash(token)))
+            .one(db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if let Some(contact) = contact::Entity::find_by_id(chat.contact_id).one(db).await? {
+            return Ok(Some((chat, contact)));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

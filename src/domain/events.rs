@@ -77,12 +77,20 @@ pub struct NotificationCreated {
     pub notification_id: Uuid,
 }
 
+/// A project's allowed widget origins changed; every instance reloads its
+/// cached list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectOriginsChanged {
+    pub project_id: Uuid,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     MembershipChanged(MembershipChanged),
     ContactChanged(ContactChanged),
     ExportUpdated(ExportUpdated),
     NotificationCreated(NotificationCreated),
+    ProjectOriginsChanged(ProjectOriginsChanged),
 }
 
 impl Event {
@@ -93,6 +101,7 @@ impl Event {
             Event::ContactChanged(change) => change.project_id,
             Event::ExportUpdated(update) => update.project_id,
             Event::NotificationCreated(created) => created.project_id,
+            Event::ProjectOriginsChanged(changed) => changed.project_id,
         }
     }
 }

@@ -43,15 +43,18 @@ pub async fn contact_of_chat(
     db: &impl ConnectionTrait,
     chat_id: Uuid,
 ) -> AppResult<(chat::Model, contact::Model)> {
-    let chat = chat::Entity::find_by_id(chat_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::Unauthenticated("this chat no longer exists"))?;
-    let contact = contact::Entity::find_by_id(chat.contact_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::Unauthenticated("this chat no longer exists"))?;
-    Ok((chat, contact))
+    // A merge committing between the two reads moves the chat to the
+    // surviving contact and deletes the one read first: read the chat again.
+    for _ in 0..3 {
+        let chat = chat::Entity::find_by_id(chat_id)
+            .one(db)
+            .await?
+            .ok_or(AppError::Unauthenticated("this chat no longer exists"))?;
+        if let Some(contact) = contact::Entity::find_by_id(chat.contact_id).one(db).await? {
+            return Ok((chat, contact));
+        }
+    }
+    Err(AppError::Unauthenticated("this chat no longer exists"))
 }
 
 /// The questions the visitor of this chat should be asked now.

@@ -18,4 +18,6 @@ pub mod identity;
 pub mod ids;
 pub mod merge;
 pub mod notifications;
+pub mod origins;
 pub mod projects;
+pub mod rate_limit;

@@ -6,6 +6,7 @@ use entity::agent;
 
 use crate::domain::{auth, projects};
 use crate::graphql::context::{require_agent, services, viewer};
+use crate::graphql::guards;
 use crate::graphql::projects::Project;
 
 /// An agent as other members of its projects see it.
@@ -75,8 +76,12 @@ impl AuthMutation {
         password: String,
     ) -> Result<LoginPayload> {
         let services = services(ctx);
-        let issued =
-            auth::login(&services.db, &email, &password, services.settings.token_ttl).await?;
+        let issued = guards::guarded_login(
+            ctx,
+            &email,
+            auth::login(&services.db, &email, &password, services.settings.token_ttl),
+        )
+        .await?;
         Ok(LoginPayload {
             token: issued.token,
             expires_at: issued.expires_at,

@@ -9,6 +9,7 @@ use crate::domain::events::{ContactChangeKind, ContactChanged, Event};
 use crate::domain::identity::IdentityClaim;
 use crate::error::AppError;
 use crate::graphql::context::{request_origin, services};
+use crate::graphql::guards;
 use crate::graphql::location::LocationView;
 
 #[derive(InputObject)]
@@ -116,6 +117,13 @@ impl ChatMutation {
         ctx: &Context<'_>,
         input: StartChatInput,
     ) -> Result<StartChatPayload> {
+        guards::admit_start_chat(
+            ctx,
+            &input.project_key,
+            input.visitor_ip.as_deref(),
+            input.secret_key.as_deref(),
+        )
+        .await?;
         let services = services(ctx);
         let origin = request_origin(ctx);
         let forwarded_for = match (input.visitor_ip, input.secret_key) {

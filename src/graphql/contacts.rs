@@ -278,7 +278,28 @@ impl From<ContactFilterInput> for FilterInput {
 pub struct ContactConnection {
     list: ContactList,
     request: PageRequest,
-    page: ContactPage,
+    edges: Vec<ContactEdge>,
+    has_next_page: bool,
+    has_previous_page: bool,
+}
+
+impl ContactConnection {
+    fn new(list: ContactList, request: PageRequest, page: ContactPage) -> Self {
+        ContactConnection {
+            list,
+            request,
+            edges: page
+                .contacts
+                .into_iter()
+                .map(|(contact, cursor)| ContactEdge {
+                    cursor: cursor.encode(),
+                    node: Contact(contact),
+                })
+                .collect(),
+            has_next_page: page.has_next_page,
+            has_previous_page: page.has_previous_page,
+        }
+    }
 }
 
 #[derive(SimpleObject)]
@@ -290,24 +311,13 @@ pub struct ContactEdge {
 
 #[Object]
 impl ContactConnection {
-    async fn edges(&self) -> Vec<ContactEdge> {
-        self.page
-            .contacts
-            .iter()
-            .map(|(contact, cursor)| ContactEdge {
-                cursor: cursor.encode(),
-                node: Contact(contact.clone()),
-            })
-            .collect()
+    async fn edges(&self) -> &[ContactEdge] {
+        &self.edges
     }
 
     /// The contacts of the page, without cursors.
-    async fn nodes(&self) -> Vec<Contact> {
-        self.page
-            .contacts
-            .iter()
-            .map(|(contact, _)| Contact(contact.clone()))
-            .collect()
+    async fn nodes(&self) -> Vec<&Contact> {
+        self.edges.iter().map(|edge| &edge.node).collect()
     }
 
     async fn page_info(&self, ctx: &Context<'_>) -> Result<PageInfo> {
@@ -324,16 +334,11 @@ impl ContactConnection {
                 .list
                 .has_more_behind(&services(ctx).db, &self.request)
                 .await?;
-        let cursor_at = |index: Option<usize>| {
-            index
-                .and_then(|index| self.page.contacts.get(index))
-                .map(|(_, cursor)| cursor.encode())
-        };
         Ok(PageInfo {
-            has_previous_page: self.page.has_previous_page || (forwards && behind),
-            has_next_page: self.page.has_next_page || (!forwards && behind),
-            start_cursor: cursor_at(Some(0)),
-            end_cursor: cursor_at(self.page.contacts.len().checked_sub(1)),
+            has_previous_page: self.has_previous_page || (forwards && behind),
+            has_next_page: self.has_next_page || (!forwards && behind),
+            start_cursor: self.edges.first().map(|edge| edge.cursor.clone()),
+            end_cursor: self.edges.last().map(|edge| edge.cursor.clone()),
         })
     }
 
@@ -375,11 +380,7 @@ impl ContactQuery {
         let filter = ContactFilter::parse(filter.unwrap_or_default().into())?;
         let list = ContactList::new(&access, filter, order);
         let page = list.page(&services(ctx).db, &request).await?;
-        Ok(ContactConnection {
-            list,
-            request,
-            page,
-        })
+        Ok(ContactConnection::new(list, request, page))
     }
 
     /// One contact of a project the caller is a member of.

@@ -7,7 +7,11 @@ use crate::error::AppError;
 impl From<AppError> for async_graphql::Error {
     fn from(error: AppError) -> Self {
         if let AppError::Internal(cause) = &error {
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+            if error.is_unavailable() {
+                tracing::warn!(error = format!("{cause:#}"), "the database is unavailable");
+            } else {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+            }
         }
         let code = error.code();
         let message = error.public_message();

@@ -12,6 +12,7 @@ use crate::domain::forms::{self, QuestionChanges, QuestionKind, QuestionSpec, Ta
 use crate::domain::ids::parse_id;
 use crate::graphql::chats::VisitorContact;
 use crate::graphql::context::{project_access, require_agent, require_visitor, services};
+use crate::graphql::guards;
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "QuestionKind")]
@@ -316,6 +317,7 @@ impl FormMutation {
         answers: Vec<FormAnswerInput>,
     ) -> Result<SubmitContactFormPayload> {
         let visitor = require_visitor(ctx)?;
+        guards::admit_form_submission(ctx, visitor)?;
         let services = services(ctx);
         let answers = answers
             .into_iter()

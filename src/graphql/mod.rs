@@ -8,6 +8,7 @@ pub mod context;
 pub mod errors;
 pub mod exports;
 pub mod forms;
+pub mod guards;
 pub mod loaders;
 pub mod location;
 pub mod notifications;

@@ -8,7 +8,7 @@ use futures_util::{Stream, StreamExt};
 use crate::domain::access::{ProjectAccess, Role};
 use crate::domain::events::{Event, MembershipChangeKind, MembershipChanged};
 use crate::domain::ids::parse_id;
-use crate::domain::projects;
+use crate::domain::{origins, projects};
 use crate::error::AppError;
 use crate::graphql::auth::Agent;
 use crate::graphql::context::{project_access, require_agent, services};
@@ -82,6 +82,12 @@ impl Project {
     /// The caller's role in this project.
     async fn viewer_role(&self) -> RoleKind {
         self.access.role().into()
+    }
+
+    /// Origins (`https://shop.example`) from which the chat widget may call
+    /// `startChat` and `submitContactForm` in a browser.
+    async fn allowed_origins(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        Ok(origins::allowed_origins(&services(ctx).db, self.model.id).await?)
     }
 
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Member>> {
@@ -191,6 +197,25 @@ impl ProjectMutation {
         let access = project_access(ctx, &project_id, Role::Admin).await?;
         let change = projects::add_member(&services(ctx).db, &access, &email, role.into()).await?;
         Ok(announce(ctx, change))
+    }
+
+    /// Replaces the origins from which the project's chat widget may call
+    /// the API in a browser: `scheme://host[:port]` each, at most 50; an
+    /// empty list allows no browser origin. Admins only.
+    async fn set_allowed_origins(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        origins: Vec<String>,
+    ) -> Result<Project> {
+        let access = project_access(ctx, &project_id, Role::Admin).await?;
+        let services = services(ctx);
+        services
+            .origins
+            .set_for_project(&services.db, services.bus.as_ref(), &access, &origins)
+            .await?;
+        let model = projects::get(&services.db, &access).await?;
+        Ok(Project::new(model, access))
     }
 
     /// Removes a member. Admins only; the last admin cannot be removed.

@@ -9,13 +9,15 @@ use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Json;
 use axum::body::Body;
+use axum::extract::ws::{CloseFrame, Message, close_code};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
-use super::HttpState;
+use super::{HttpState, cors};
 use crate::domain::{auth, chats};
 use crate::graphql::context::{RequestOrigin, Viewer, VisitorSession};
 use crate::graphql::errors::tag_request_errors;
@@ -37,11 +39,22 @@ pub async fn execute(
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return body_too_large(limit);
     };
-    let Some(request) = serde_json::from_slice::<serde_json::Value>(&bytes)
+    let Some(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .filter(|value| value.get("query").is_some_and(|query| query.is_string()))
-        .and_then(|value| serde_json::from_value::<async_graphql::Request>(value).ok())
     else {
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            "the body must be one GraphQL request as JSON: {\"query\": ..., \"variables\": ...}",
+        );
+    };
+    if carries_nul(&value) {
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            "text must not contain the NUL character (U+0000)",
+        );
+    }
+    let Ok(request) = serde_json::from_value::<async_graphql::Request>(value) else {
         return client_error(
             StatusCode::BAD_REQUEST,
             "the body must be one GraphQL request as JSON: {\"query\": ..., \"variables\": ...}",
@@ -67,11 +80,17 @@ pub async fn execute(
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned),
     };
-    let response = state
+    let browser_origin =
+        cors::browser_origin(&headers, state.services.settings.public_url.as_deref());
+    let mut response = state
         .schema
-        .execute(request.data(viewer).data(origin))
+        .execute(request.data(viewer).data(origin).data(browser_origin))
         .await;
-    Json(tag_request_errors(response)).into_response()
+    // Headers resolvers set, such as Retry-After.
+    let resolver_headers = std::mem::take(&mut response.http_headers);
+    let mut answer = Json(tag_request_errors(response)).into_response();
+    answer.headers_mut().extend(resolver_headers);
+    answer
 }
 
 pub async fn graphiql_or_websocket(
@@ -103,11 +122,25 @@ pub async fn graphiql_or_websocket(
     };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
             let db = state.services.db.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+            // Upgraded connections outlive the HTTP server's graceful
+            // shutdown: the socket's input ends when shutdown begins, and
+            // the client is told the server is going away.
+            let (mut sink, stream) = socket.split();
+            let stream = stream.take_until(state.shutdown.clone().cancelled_owned());
+            GraphQLWebSocket::new_with_pair(&mut sink, stream, state.schema.clone(), protocol)
                 .on_connection_init(move |payload| authenticate_connection(db, payload))
                 .serve()
+                .await;
+            if state.shutdown.is_cancelled() {
+                let going_away = CloseFrame {
+                    code: close_code::AWAY,
+                    reason: "the server is shutting down".into(),
+                };
+                let _ = sink.send(Message::Close(Some(going_away))).await;
+            }
+            let _ = sink.close().await;
         })
 }
 
@@ -183,6 +216,45 @@ async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> Result<Viewer
                 .into_response())
         }
     }
+}
+
+/// Whether a request carries U+0000 anywhere: in its variables, or written
+/// as an escape in a string of the query. PostgreSQL text cannot hold it
+/// and no field needs it, so such requests are refused whole, on SQLite too.
+fn carries_nul(value: &serde_json::Value) -> bool {
+    fn any_nul(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(text) => text.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(any_nul),
+            serde_json::Value::Object(map) => map
+                .iter()
+                .any(|(key, value)| key.contains('\0') || any_nul(value)),
+            _ => false,
+        }
+    }
+    let query = value.get("query").and_then(|query| query.as_str());
+    any_nul(value) || query.is_some_and(escapes_nul)
+}
+
+/// `\u0000` or `\u{0}` (any number of zeros) in GraphQL source text.
+/// An escaped backslash followed by `u0000` is text, not an escape.
+fn escapes_nul(query: &str) -> bool {
+    query.match_indices("\\u").any(|(at, _)| {
+        let backslashes = query[..=at]
+            .bytes()
+            .rev()
+            .take_while(|byte| *byte == b'\\')
+            .count();
+        if backslashes % 2 == 0 {
+            return false;
+        }
+        let rest = &query[at + 2..];
+        let braced = rest
+            .strip_prefix('{')
+            .and_then(|rest| rest.split_once('}'))
+            .is_some_and(|(digits, _)| !digits.is_empty() && digits.bytes().all(|b| b == b'0'));
+        braced || rest.starts_with("0000")
+    })
 }
 
 fn body_too_large(limit: usize) -> Response {

@@ -1,5 +1,6 @@
 //! The HTTP surface: the GraphQL endpoint and the health probes.
 
+pub mod cors;
 mod downloads;
 mod graphql;
 mod health;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderName, Request};
 use axum::routing::get;
+use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -20,11 +22,14 @@ pub struct HttpState {
     pub schema: AppSchema,
     pub services: Services,
     pub max_body_bytes: usize,
+    /// Cancelled when the server begins to shut down.
+    pub shutdown: CancellationToken,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: HttpState) -> Router {
+    let cors = cors::layer(state.services.origins.clone());
     Router::new()
         .route(
             "/graphql",
@@ -34,6 +39,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(Arc::new(state))
+        .layer(cors)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -250,8 +250,14 @@ impl ExportRunner {
 
             if last_progress.elapsed() >= PROGRESS_INTERVAL {
                 last_progress = Instant::now();
-                if !queue::record_progress(&self.db, job.id, worker, written, Ord::max(total, written))
-                    .await?
+                if !queue::record_progress(
+                    &self.db,
+                    job.id,
+                    worker,
+                    written,
+                    Ord::max(total, written),
+                )
+                .await?
                 {
                     return Err(RunError::LeaseLost);
                 }

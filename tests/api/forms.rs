@@ -665,7 +665,12 @@ async fn a_value_an_agent_entered_is_never_overwritten_by_the_form() {
     let project = project_with_form(&app).await;
     let token = start(&app, &project.key, "visitor-1").await;
     // The visitor's own answer first, then the agent corrects it.
-    submit(&app, &token, json!([{"key": "name", "value": "anita"}, {"key": "email", "value": "anita@example.com"}])).await;
+    submit(
+        &app,
+        &token,
+        json!([{"key": "name", "value": "anita"}, {"key": "email", "value": "anita@example.com"}]),
+    )
+    .await;
     let id = contacts(&app).await[0].id.to_string();
     let edit = app
         .graphql(
@@ -674,7 +679,10 @@ async fn a_value_an_agent_entered_is_never_overwritten_by_the_form() {
             json!({"id": id}),
         )
         .await;
-    assert_eq!(edit["data"]["updateContact"]["name"], "Ana García", "{edit}");
+    assert_eq!(
+        edit["data"]["updateContact"]["name"], "Ana García",
+        "{edit}"
+    );
 
     let body = submit(&app, &token, json!([{"key": "name", "value": "Someone Else"}, {"key": "email", "value": "ana.g@example.com"}])).await;
     let contact = &body["data"]["submitContactForm"]["contact"];
@@ -689,6 +697,9 @@ async fn a_value_an_agent_entered_is_never_overwritten_by_the_form() {
         .collect();
     assert_eq!(
         history,
-        [("FORM_SYNC".to_owned(), "VISITOR".to_owned()), ("AGENT_EDIT".to_owned(), "AGENT".to_owned())]
+        [
+            ("FORM_SYNC".to_owned(), "VISITOR".to_owned()),
+            ("AGENT_EDIT".to_owned(), "AGENT".to_owned())
+        ]
     );
 }

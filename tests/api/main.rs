@@ -7,6 +7,8 @@ mod chats;
 mod contacts;
 mod exports;
 mod forms;
+mod fuzz;
+mod hardening;
 mod health;
 mod helpers;
 mod limits;
