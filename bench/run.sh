@@ -185,6 +185,9 @@ done
 
 printf '\n| query | ours / postgraphile | ours / postgraphile, 2 workers |\n|---|---|---|\n'
 for name in "first page" "page $DEEP deep" "search '$SEARCH'"; do
-  python3 -c 'import sys; o, a, b = map(float, sys.argv[2:]); print("| %s | %.2f | %.2f |" % (sys.argv[1], o / a, o / b))' \
+  python3 -c '
+import sys
+ours, *others = map(float, sys.argv[2:])
+print("| %s | %s |" % (sys.argv[1], " | ".join("%.2f" % (ours / other) if other else "no answer in time" for other in others)))' \
     "$name" "${RPS[$name|ours]}" "${RPS[$name|postgraphile]}" "${RPS[$name|postgraphile-2]}"
 done
