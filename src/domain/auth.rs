@@ -141,16 +141,18 @@ pub async fn authenticate(
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
         return Ok(None);
     }
-    let found = access_token::Entity::find()
-        .filter(access_token::Column::TokenHash.eq(secret_hash(token)))
-        .filter(access_token::Column::RevokedAt.is_null())
-        .filter(access_token::Column::ExpiresAt.gt(Utc::now()))
+    // One statement: every authenticated request pays for this lookup.
+    let live_token = sea_orm::sea_query::Query::select()
+        .column(access_token::Column::AgentId)
+        .from(access_token::Entity)
+        .and_where(access_token::Column::TokenHash.eq(secret_hash(token)))
+        .and_where(access_token::Column::RevokedAt.is_null())
+        .and_where(access_token::Column::ExpiresAt.gt(Utc::now()))
+        .to_owned();
+    Ok(agent::Entity::find()
+        .filter(agent::Column::Id.in_subquery(live_token))
         .one(db)
-        .await?;
-    match found {
-        Some(token) => Ok(agent::Entity::find_by_id(token.agent_id).one(db).await?),
-        None => Ok(None),
-    }
+        .await?)
 }
 
 /// Revokes one token; later requests with it are unauthenticated.
