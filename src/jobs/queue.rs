@@ -171,6 +171,20 @@ fn guarded(job_id: Uuid, worker: &str) -> sea_orm::UpdateMany<export_job::Entity
         .filter(export_job::Column::LeaseOwner.eq(worker))
 }
 
+/// A guarded update that also gives the lease up: the job leaves this
+/// worker's hands, for the queue, a later mail attempt, or for good.
+fn handing_back(job_id: Uuid, worker: &str) -> sea_orm::UpdateMany<export_job::Entity> {
+    guarded(job_id, worker)
+        .col_expr(
+            export_job::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            export_job::Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+}
+
 async fn apply(
     db: &impl ConnectionTrait,
     update: sea_orm::UpdateMany<export_job::Entity>,
@@ -244,7 +258,7 @@ pub async fn mark_mail_sent(
 ) -> AppResult<bool> {
     apply(
         db,
-        guarded(job_id, worker)
+        handing_back(job_id, worker)
             .col_expr(export_job::Column::MailSentAt, Expr::value(Utc::now()))
             .col_expr(
                 export_job::Column::MailAttempts,
@@ -253,14 +267,6 @@ pub async fn mark_mail_sent(
             .col_expr(
                 export_job::Column::MailError,
                 Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                export_job::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                export_job::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
             ),
     )
     .await
@@ -276,7 +282,7 @@ pub async fn mail_failed(
 ) -> AppResult<bool> {
     apply(
         db,
-        guarded(job_id, worker)
+        handing_back(job_id, worker)
             .col_expr(
                 export_job::Column::MailAttempts,
                 Expr::col(export_job::Column::MailAttempts).add(1),
@@ -285,14 +291,6 @@ pub async fn mail_failed(
             .col_expr(
                 export_job::Column::RunAfter,
                 Expr::value(lease_end(retry_in)?),
-            )
-            .col_expr(
-                export_job::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                export_job::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
             ),
     )
     .await
@@ -308,20 +306,12 @@ pub async fn retry_later(
 ) -> AppResult<bool> {
     apply(
         db,
-        guarded(job_id, worker)
+        handing_back(job_id, worker)
             .col_expr(export_job::Column::Status, Expr::value(QUEUED))
             .col_expr(export_job::Column::Error, Expr::value(truncate(error)))
             .col_expr(
                 export_job::Column::RunAfter,
                 Expr::value(lease_end(retry_in)?),
-            )
-            .col_expr(
-                export_job::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                export_job::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
             ),
     )
     .await
@@ -338,18 +328,10 @@ pub async fn finish(
     debug_assert!(status == FAILED || status == CANCELLED);
     apply(
         db,
-        guarded(job_id, worker)
+        handing_back(job_id, worker)
             .col_expr(export_job::Column::Status, Expr::value(status))
             .col_expr(export_job::Column::Error, Expr::value(error.map(truncate)))
-            .col_expr(export_job::Column::FinishedAt, Expr::value(Utc::now()))
-            .col_expr(
-                export_job::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                export_job::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            ),
+            .col_expr(export_job::Column::FinishedAt, Expr::value(Utc::now())),
     )
     .await
 }
@@ -358,20 +340,12 @@ pub async fn finish(
 pub async fn release(db: &impl ConnectionTrait, job_id: Uuid, worker: &str) -> AppResult<bool> {
     apply(
         db,
-        guarded(job_id, worker)
+        handing_back(job_id, worker)
             .filter(export_job::Column::Status.eq(RUNNING))
             .col_expr(export_job::Column::Status, Expr::value(QUEUED))
             .col_expr(
                 export_job::Column::Attempts,
                 Expr::col(export_job::Column::Attempts).sub(1),
-            )
-            .col_expr(
-                export_job::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                export_job::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
             ),
     )
     .await
