@@ -198,7 +198,7 @@ impl Settings {
 
         let exports = ExportSettings {
             workers: parse_or(&var, "EXPORT_WORKERS", 2)?,
-            chunk_size: parse_or(&var, "EXPORT_CHUNK_ROWS", 2_000)?,
+            chunk_size: parse_or(&var, "EXPORT_CHUNK_ROWS", 50_000)?,
             max_attempts: parse_or(&var, "EXPORT_MAX_ATTEMPTS", 5)?,
             lease: Duration::from_secs(parse_or(&var, "EXPORT_LEASE_SECS", 30)?),
             poll_interval: Duration::from_millis(parse_or(&var, "EXPORT_POLL_MS", 1_000)?),

@@ -12,6 +12,8 @@ const COMMAND_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// SQLite has one connection that every writer queues for: waiting for it
 /// is normal operation, not an outage.
 const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pooled PostgreSQL connection idle this long is pinged before use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     connect_with(url, COMMAND_ACQUIRE_TIMEOUT).await
@@ -43,7 +45,12 @@ pub async fn connect_with(
         // errors when a read transaction upgrades to a write.
         options.max_connections(1).min_connections(1);
     } else {
-        options.max_connections(20).min_connections(1);
+        // A ping before every checkout is a round trip per statement; only a
+        // connection left idle long enough to have been dropped is checked.
+        options
+            .max_connections(20)
+            .min_connections(1)
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
     }
     let mut db = Database::connect(options)
         .await

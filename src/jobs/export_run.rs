@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use entity::{agent, contact, export_job, form_question};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    ExprTrait as _, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, Statement,
 };
 use tokio::io::AsyncWriteExt;
-use uuid::Uuid;
 
 use crate::config::ExportSettings;
 use crate::domain::access::{self, Role};
@@ -22,6 +20,7 @@ use crate::domain::events::{Event, ExportUpdated, NotificationCreated};
 use crate::domain::notifications::{self, NewNotification};
 use crate::error::AppError;
 use crate::jobs::csv_export::ContactCsv;
+use crate::jobs::export_source::{ExportSource, read_ahead};
 use crate::jobs::queue;
 use crate::mail::{Mailer, OutgoingMail};
 use crate::pubsub::EventBus;
@@ -190,18 +189,21 @@ impl ExportRunner {
         control: &Control,
         key: &str,
     ) -> Result<(), RunError> {
-        let in_range = Condition::all()
-            .add(contact::Column::ProjectId.eq(job.project_id))
-            .add(contact::Column::CreatedAt.gte(job.range_from))
-            .add(contact::Column::CreatedAt.lt(job.range_to));
+        let attributes = attribute_keys(&self.db, job).await?;
+        let csv = ContactCsv::new(attributes);
+        let source = ExportSource {
+            project_id: job.project_id,
+            from: job.range_from,
+            to: job.range_to,
+            with_attributes: csv.needs_attributes(),
+        };
         let total = contact::Entity::find()
-            .filter(in_range.clone())
+            .filter(source.range())
             .count(&self.db)
             .await? as i64;
         queue::record_progress(&self.db, job.id, worker, 0, total).await?;
         self.announce(job);
 
-        let attributes = attribute_keys(&self.db, job).await?;
         let path = self
             .tmp_dir
             .join(format!("export-{}-{}.csv", job.id, job.attempts));
@@ -209,7 +211,6 @@ impl ExportRunner {
         let mut file = tokio::fs::File::create(&path)
             .await
             .map_err(|error| io_failure(&path, error))?;
-        let csv = ContactCsv::new(attributes);
         let csv_failure =
             |error: csv::Error| RunError::Permanent(format!("cannot write the CSV file: {error}"));
         let header = csv.header().map_err(csv_failure)?;
@@ -220,33 +221,20 @@ impl ExportRunner {
         let started = Instant::now();
         let mut last_progress = Instant::now();
         let mut written: i64 = 0;
-        let mut after: Option<(DateTime<Utc>, Uuid)> = None;
+        let mut batches = read_ahead(source, self.db.clone(), self.settings.chunk_size);
+        let mut bytes = Vec::new();
         loop {
             control.check()?;
-            let mut page = contact::Entity::find()
-                .filter(in_range.clone())
-                .order_by_asc(contact::Column::CreatedAt)
-                .order_by_asc(contact::Column::Id)
-                .limit(self.settings.chunk_size);
-            if let Some((created_at, id)) = after {
-                // A row comparison is one range of the (project, created_at,
-                // id) index, so every chunk costs the same however deep.
-                page = page.filter(
-                    Expr::tuple([
-                        Expr::col((contact::Entity, contact::Column::CreatedAt)),
-                        Expr::col((contact::Entity, contact::Column::Id)),
-                    ])
-                    .gt(Expr::tuple([Expr::val(created_at), Expr::val(id)])),
-                );
-            }
-            let rows = page.all(&self.db).await?;
-            let bytes = csv.rows(&rows).map_err(csv_failure)?;
+            let Some(rows) = batches.recv().await else {
+                break;
+            };
+            let rows = rows?;
+            bytes.clear();
+            csv.write_rows(&rows, &mut bytes).map_err(csv_failure)?;
             file.write_all(&bytes)
                 .await
                 .map_err(|error| io_failure(&path, error))?;
             written += rows.len() as i64;
-            let Some(last) = rows.last() else { break };
-            after = Some((last.created_at, last.id));
 
             if last_progress.elapsed() >= PROGRESS_INTERVAL {
                 last_progress = Instant::now();
@@ -264,9 +252,6 @@ impl ExportRunner {
                 self.announce(job);
             }
             self.throttle(started, written).await;
-            if (rows.len() as u64) < self.settings.chunk_size {
-                break;
-            }
         }
         file.flush()
             .await

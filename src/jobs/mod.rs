@@ -2,5 +2,6 @@
 
 pub mod csv_export;
 pub mod export_run;
+pub mod export_source;
 pub mod queue;
 pub mod worker;

@@ -7,10 +7,12 @@ use contacts::mail::SmtpMailer;
 use contacts::startup::Adapters;
 use contacts::storage::{S3Settings, S3Store};
 use entity::{contact, export_job};
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::{EntityTrait, Set};
 use serde_json::{Value, json};
 
-use crate::helpers::{KillableApp, TestAgent, TestApp, error_code, spawn_app, spawn_app_full};
+use crate::helpers::{
+    KillableApp, TestAgent, TestApp, error_code, spawn_app, spawn_app_full, spawn_app_with,
+};
 use crate::s3_server::S3TestServer;
 use crate::smtp_sink::SmtpSink;
 use crate::subscriptions::{MODERN, Socket, connect, next, send};
@@ -73,15 +75,20 @@ async fn scene(app: &TestApp, inside: usize) -> Scene {
     let project = uuid::Uuid::parse_str(&project_id).unwrap();
     let db = &app.app_services.db;
     let mut ids = BTreeSet::new();
+    let mut rows = Vec::with_capacity(inside + 3);
     for n in 0..inside + 3 {
         let old = n >= inside;
         let created = if old {
             Utc::now() - ChronoDuration::days(365)
         } else {
-            Utc::now() - ChronoDuration::seconds(30)
+            // Distinct, out-of-order creation times: the file must come out
+            // sorted, with ties of the clock broken by id.
+            Utc::now()
+                - ChronoDuration::seconds(30)
+                - ChronoDuration::microseconds((n * 7919 % 1000) as i64)
         };
         let id = uuid::Uuid::now_v7();
-        contact::ActiveModel {
+        rows.push(contact::ActiveModel {
             id: Set(id),
             project_id: Set(project),
             visitor_id: Set(format!("visitor-{n}")),
@@ -114,13 +121,16 @@ async fn scene(app: &TestApp, inside: usize) -> Scene {
             last_seen_at: Set(created),
             created_at: Set(created),
             updated_at: Set(created),
-        }
-        .insert(db)
-        .await
-        .expect("contact");
+        });
         if !old {
             ids.insert(id.to_string());
         }
+    }
+    for batch in rows.chunks(100) {
+        contact::Entity::insert_many(batch.to_vec())
+            .exec(db)
+            .await
+            .expect("contacts");
     }
     Scene {
         agent,
@@ -630,6 +640,50 @@ async fn without_s3_the_server_serves_the_file_at_a_signed_link_and_mail_goes_to
                 .contains(&scene.agent.email)
     );
     assert!(link_in(&text).starts_with(&format!("{}/exports/", app.address)));
+}
+
+/// Larger than a chunk (one query) and than the batches the reader hands
+/// the writer, so that every boundary between them is crossed.
+#[tokio::test]
+async fn an_export_of_many_chunks_has_every_row_once_in_creation_order() {
+    let app = spawn_app_with(|settings| settings.exports.chunk_size = 1_200).await;
+    let scene = scene(&app, 2_650).await;
+    let job_id = request_export(&app, &scene).await;
+    let done = finished(&app, &scene.agent, &job_id).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(done["rowsWritten"], 2_650);
+    let link = done["downloadUrl"].as_str().unwrap();
+    let bytes = app
+        .client
+        .get(link)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(csv_ids(&bytes), scene.inside);
+
+    let mut reader = csv::Reader::from_reader(bytes.as_ref());
+    let keys: Vec<(String, String)> = reader
+        .records()
+        .map(|row| {
+            let row = row.unwrap();
+            (row[11].to_owned(), row[0].to_owned())
+        })
+        .collect();
+    assert_eq!(keys.len(), 2_650);
+    let created: Vec<chrono::DateTime<Utc>> = keys
+        .iter()
+        .map(|(at, _)| chrono::DateTime::parse_from_rfc3339(at).unwrap().to_utc())
+        .collect();
+    assert!(
+        created
+            .windows(2)
+            .zip(keys.windows(2))
+            .all(|(at, key)| at[0] < at[1] || (at[0] == at[1] && key[0].1 < key[1].1)),
+        "rows out of (created_at, id) order"
+    );
 }
 
 #[tokio::test]
