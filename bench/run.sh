@@ -117,17 +117,31 @@ OURS_SEARCH="{\"query\":\"query(\$p: ID!) { contacts(projectId: \$p, first: 50, 
 PG_SEARCH_BODY="{\"query\":\"query(\$p: UUID!) { allContacts(condition: {projectId: \$p}, $PG_SEARCH, $PG_ORDER, first: 50) { $PG_FIELDS } }\",\"variables\":{\"p\":\"$PROJECT_ID\"}}"
 
 # name|server|body; each query runs on the three servers one after the other.
+# PostGraphile's deep pages come last: PostgreSQL goes on running them long
+# after wrk has given up, which would slow whatever was measured next.
 SCENARIOS=(
   "first page|ours|$OURS_FIRST"
   "first page|postgraphile|$PG_FIRST"
   "first page|postgraphile-2|$PG_FIRST"
-  "page $DEEP deep|ours|$OURS_DEEP"
-  "page $DEEP deep|postgraphile|$PG_DEEP"
-  "page $DEEP deep|postgraphile-2|$PG_DEEP"
   "search '$SEARCH'|ours|$OURS_SEARCH"
   "search '$SEARCH'|postgraphile|$PG_SEARCH_BODY"
   "search '$SEARCH'|postgraphile-2|$PG_SEARCH_BODY"
+  "page $DEEP deep|ours|$OURS_DEEP"
+  "page $DEEP deep|postgraphile|$PG_DEEP"
+  "page $DEEP deep|postgraphile-2|$PG_DEEP"
 )
+
+# Waits until no query of the previous row is still running (at most a
+# minute), so that each row starts on an idle database.
+settle() {
+  local running
+  for _ in $(seq 1 60); do
+    running="$(psql_admin -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$DB_NAME' AND state = 'active'")"
+    [ "$running" = 0 ] && return
+    sleep 1
+  done
+  echo "still $running queries running on $DB_NAME; measuring anyway" >&2
+}
 
 url_of() {
   case "$1" in
@@ -172,6 +186,7 @@ print('wrk.headers["Authorization"] = "Bearer " .. %s' % json.dumps(token))
 print('wrk.body = %s' % json.dumps(body))
 PY
   url="$(url_of "$server")"
+  settle
   wrk -t "$THREADS" -c "$CONNECTIONS" -d "$WARMUP" -s "$script" "$url" >/dev/null
   out="$RESULTS/$(echo "$name-$server" | tr -c 'a-zA-Z0-9-' '_').txt"
   wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency -s "$script" "$url" >"$out"
@@ -184,7 +199,7 @@ PY
 done
 
 printf '\n| query | ours / postgraphile | ours / postgraphile, 2 workers |\n|---|---|---|\n'
-for name in "first page" "page $DEEP deep" "search '$SEARCH'"; do
+for name in "first page" "search '$SEARCH'" "page $DEEP deep"; do
   python3 -c '
 import sys
 ours, *others = map(float, sys.argv[2:])
