@@ -75,10 +75,10 @@ fn push_timestamp(out: &mut String, at: &DateTime<Utc>) {
     push_digits(out, time.second(), 2);
     if nanos == 0 {
         // No fraction, as chrono writes it.
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         out.push('.');
         push_digits(out, nanos / 1_000_000, 3);
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         out.push('.');
         push_digits(out, nanos / 1_000, 6);
     } else {

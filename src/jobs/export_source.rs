@@ -144,7 +144,6 @@ impl ExportSource {
                 }
             }
         }
-        drop(add);
         if !batch.is_empty() && batches.send(Ok(batch)).await.is_err() {
             return Ok(ChunkOutcome::Done);
         }
