@@ -13,6 +13,8 @@
 //! default 48), `LOAD_AGENTS` (default 4), `LOAD_EXPORT_EVERY_SECS`
 //! (default 5). All traffic goes to the in-process server on 127.0.0.1.
 
+#[path = "../benches/support/bench_app.rs"]
+mod bench_app;
 #[allow(dead_code)]
 #[path = "../tests/support/geo_fixture.rs"]
 mod geo_fixture;
@@ -21,12 +23,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use contacts::config::Settings;
-use contacts::domain::{agents, projects};
-use contacts::startup::App;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sea_orm::{ConnectionTrait, Database, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 
 /// Distinct visitors; a visitor comes back when its number is drawn again.
@@ -280,49 +279,21 @@ async fn main() {
     let agents_n: u64 = env_or("LOAD_AGENTS", 4);
     let export_every = Duration::from_secs(env_or("LOAD_EXPORT_EVERY_SECS", 5));
 
-    let dir = tempfile::tempdir().expect("temporary folder");
-    let geo_path = dir.path().join("city.mmdb");
-    geo_fixture::write_city_fixture(&geo_path, geo_fixture::FixtureVariant::Initial);
-    let postgres = std::env::var("BENCH_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.is_empty());
-    let database_name = format!("contacts_load_{}", uuid::Uuid::now_v7().simple());
-    let database_url = match &postgres {
-        Some(admin_url) => {
-            let admin = Database::connect(admin_url).await.expect("PostgreSQL");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{database_name}\""))
-                .await
-                .expect("create the load database");
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(base, _)| base);
-            format!("{base}/{database_name}")
-        }
-        None => contacts::config::sqlite_url_in(dir.path()),
+    let owner = bench_app::Owner {
+        email: "load@example.com",
+        name: "Load",
+        password: "load password",
     };
-
-    let mut settings = Settings::from_lookup(|_| None).expect("settings");
-    settings.listen_addr = "127.0.0.1:0".parse().expect("address");
-    settings.data_dir = dir.path().to_path_buf();
-    settings.database_url = database_url;
-    settings.bootstrap_owner = false;
-    settings.geo.database = Some(geo_path);
-    settings.trusted_proxies = "127.0.0.1".parse().expect("proxy");
-    // One project takes all the traffic here, far above what one site
-    // sends; the per-address and login limits stay at their defaults.
-    settings.rate_limits.public_per_project = 0;
-    settings.exports.poll_interval = Duration::from_millis(200);
-    let app = App::build(settings).await.expect("app");
-    let db = app.services().db.clone();
-    let owner = agents::create_agent(&db, "load@example.com", "Load", "load password")
-        .await
-        .expect("agent");
-    let project = projects::create_project(&db, owner.id, "Load")
-        .await
-        .expect("project");
-    let url = format!("http://{}/graphql", app.local_addr());
-    tokio::spawn(app.run_until(std::future::pending()));
+    let app = bench_app::start("contacts_load", owner, |settings| {
+        // One project takes all the traffic here, far above what one site
+        // sends; the per-address and login limits stay at their defaults.
+        settings.rate_limits.public_per_project = 0;
+        settings.exports.poll_interval = Duration::from_millis(200);
+    })
+    .await;
+    let db = app.db.clone();
+    let project = app.project.clone();
+    let url = app.url.clone();
 
     let stats: Shared = Arc::default();
     let client = Arc::new(Client {
@@ -359,11 +330,7 @@ async fn main() {
     }
     stats.lock().unwrap().latencies.clear();
 
-    let engine = if postgres.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    let engine = app.engine;
     println!(
         "load: {seconds} s on {engine}, {visitors} visitors, {agents_n} agents paging, an export every {} s",
         export_every.as_secs()
@@ -515,15 +482,8 @@ async fn main() {
         && lost_emails == 0
         && failed_exports == 0;
 
-    if let Some(admin_url) = postgres {
-        drop(db);
-        let admin = Database::connect(&admin_url).await.expect("PostgreSQL");
-        let _ = admin
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS \"{database_name}\" WITH (FORCE)"
-            ))
-            .await;
-    }
+    drop(db);
+    app.finish().await;
     if !clean {
         println!("  FAILED: errors, duplicates, losses or unfinished exports above");
         std::process::exit(1);

@@ -5,16 +5,14 @@
 //! to run on a fresh PostgreSQL database that is dropped afterwards.
 //! `BENCH_REQUESTS` sets the number of requests (default 6,400).
 
+#[path = "support/bench_app.rs"]
+mod bench_app;
 #[allow(dead_code)]
 #[path = "../tests/support/geo_fixture.rs"]
 mod geo_fixture;
 
 use std::time::{Duration, Instant};
 
-use contacts::config::Settings;
-use contacts::domain::{agents, projects};
-use contacts::startup::App;
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
 const CLIENTS: usize = 32;
@@ -34,56 +32,21 @@ async fn main() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(6_400);
-    let dir = tempfile::tempdir().expect("temporary folder");
-    let geo_path = dir.path().join("city.mmdb");
-    geo_fixture::write_city_fixture(&geo_path, geo_fixture::FixtureVariant::Initial);
-
-    let postgres = std::env::var("BENCH_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.is_empty());
-    let database_name = format!("contacts_bench_{}", uuid::Uuid::now_v7().simple());
-    let database_url = match &postgres {
-        Some(admin_url) => {
-            let admin = Database::connect(admin_url).await.expect("PostgreSQL");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{database_name}\""))
-                .await
-                .expect("create the bench database");
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(base, _)| base);
-            format!("{base}/{database_name}")
-        }
-        None => contacts::config::sqlite_url_in(dir.path()),
+    let owner = bench_app::Owner {
+        email: "bench@example.com",
+        name: "Bench",
+        password: "bench password",
     };
-
-    let mut settings = Settings::from_lookup(|_| None).expect("settings");
-    settings.listen_addr = "127.0.0.1:0".parse().expect("address");
-    settings.data_dir = dir.path().to_path_buf();
-    settings.database_url = database_url;
-    settings.bootstrap_owner = false;
-    settings.geo.database = Some(geo_path);
-    settings.trusted_proxies = "127.0.0.1".parse().expect("proxy");
-    // Six addresses and one project carry the traffic of many sites here:
-    // the rate limits would measure themselves, not startChat.
-    settings.rate_limits.public_per_ip = 0;
-    settings.rate_limits.public_per_project = 0;
-    let app = App::build(settings).await.expect("app");
-    let db = app.services().db.clone();
-    let owner = agents::create_agent(&db, "bench@example.com", "Bench", "bench password")
-        .await
-        .expect("agent");
-    let project = projects::create_project(&db, owner.id, "Bench")
-        .await
-        .expect("project");
-    let url = format!("http://{}/graphql", app.local_addr());
-    tokio::spawn(app.run_until(std::future::pending()));
-
-    let engine = if postgres.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    let app = bench_app::start("contacts_bench", owner, |settings| {
+        // Six addresses and one project carry the traffic of many sites
+        // here: the rate limits would measure themselves, not startChat.
+        settings.rate_limits.public_per_ip = 0;
+        settings.rate_limits.public_per_project = 0;
+    })
+    .await;
+    let url = app.url.clone();
+    let project = app.project.clone();
+    let engine = app.engine;
     println!("startChat, {requests} requests, {CLIENTS} concurrent clients, {engine}");
     let client = reqwest::Client::new();
     let started = Instant::now();
@@ -135,13 +98,5 @@ async fn main() {
         CLIENTS * VISITORS_PER_CLIENT,
     );
 
-    if let Some(admin_url) = postgres {
-        drop(db);
-        let admin = Database::connect(&admin_url).await.expect("PostgreSQL");
-        let _ = admin
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS \"{database_name}\" WITH (FORCE)"
-            ))
-            .await;
-    }
+    app.finish().await;
 }
