@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use entity::{agent, contact, export_job, form_question};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, Statement,
+    QueryFilter, Statement, TransactionTrait as _,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -156,12 +156,15 @@ impl ExportRunner {
                 "the agent who asked is no longer a member of the project".into(),
             ));
         }
-        if !queue::mark_completed(&self.db, job.id, worker).await? {
+        // The status and the agent's notification land together: whoever
+        // sees COMPLETED also finds the notification.
+        let txn = self.db.begin().await?;
+        if !queue::mark_completed(&txn, job.id, worker).await? {
             return Err(RunError::LeaseLost);
         }
-        let done = crate::domain::exports::reload(&self.db, job.id).await?;
+        let done = crate::domain::exports::reload(&txn, job.id).await?;
         let note = notifications::create(
-            &self.db,
+            &txn,
             NewNotification {
                 agent_id: job.requested_by,
                 project_id: job.project_id,
@@ -172,6 +175,7 @@ impl ExportRunner {
             },
         )
         .await?;
+        txn.commit().await?;
         self.announce(&done);
         self.bus
             .publish(Event::NotificationCreated(NotificationCreated {

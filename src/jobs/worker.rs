@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use entity::export_job;
+use sea_orm::TransactionTrait as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -143,11 +144,14 @@ async fn fail(
     worker: &str,
     reason: &str,
 ) -> crate::error::AppResult<()> {
-    if !queue::finish(&runner.db, job.id, worker, FAILED, Some(reason)).await? {
+    // The status and the agent's notification land together: whoever sees
+    // FAILED also finds the notification.
+    let txn = runner.db.begin().await?;
+    if !queue::finish(&txn, job.id, worker, FAILED, Some(reason)).await? {
         return Ok(());
     }
     let note = notifications::create(
-        &runner.db,
+        &txn,
         NewNotification {
             agent_id: job.requested_by,
             project_id: job.project_id,
@@ -158,6 +162,7 @@ async fn fail(
         },
     )
     .await?;
+    txn.commit().await?;
     runner
         .bus
         .publish(Event::NotificationCreated(NotificationCreated {
