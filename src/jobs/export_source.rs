@@ -117,40 +117,67 @@ impl ExportSource {
             limit
         };
         let statement = self.chunk_statement(backend, after, limit);
-        let mut batch = Vec::with_capacity(HANDOFF_ROWS);
-        let mut read: u64 = 0;
-        let mut last = None;
-        let mut add = async |row: ExportRow, batch: &mut Vec<ExportRow>| {
-            read += 1;
-            last = Some((row.created_at, row.id));
-            batch.push(row);
-            if batch.len() < HANDOFF_ROWS {
-                return true;
-            }
-            let full = std::mem::replace(batch, Vec::with_capacity(HANDOFF_ROWS));
-            batches.send(Ok(full)).await.is_ok()
-        };
+        let mut handoff = Handoff::new(batches);
         if backend == DbBackend::Sqlite {
             for row in db.query_all_raw(statement).await? {
-                if !add(decode(&row, self.with_attributes)?, &mut batch).await {
+                if !handoff.push(decode(&row, self.with_attributes)?).await {
                     return Ok(ChunkOutcome::Done);
                 }
             }
         } else {
             let mut rows = db.stream_raw(statement).await?;
             while let Some(row) = rows.next().await {
-                if !add(decode(&row?, self.with_attributes)?, &mut batch).await {
+                if !handoff.push(decode(&row?, self.with_attributes)?).await {
                     return Ok(ChunkOutcome::Done);
                 }
             }
         }
-        if !batch.is_empty() && batches.send(Ok(batch)).await.is_err() {
-            return Ok(ChunkOutcome::Done);
+        let read = handoff.read;
+        match handoff.finish().await {
+            Some(end) if read == limit => Ok(ChunkOutcome::Full(end)),
+            _ => Ok(ChunkOutcome::Done),
         }
-        Ok(match last {
-            Some(end) if read == limit => ChunkOutcome::Full(end),
-            _ => ChunkOutcome::Done,
-        })
+    }
+}
+
+/// Gathers the rows of one chunk into batches for the writer, and
+/// remembers where the chunk ended.
+struct Handoff<'a> {
+    batches: &'a mpsc::Sender<Batch>,
+    batch: Vec<ExportRow>,
+    read: u64,
+    last: Option<ChunkEnd>,
+}
+
+impl<'a> Handoff<'a> {
+    fn new(batches: &'a mpsc::Sender<Batch>) -> Self {
+        Handoff {
+            batches,
+            batch: Vec::with_capacity(HANDOFF_ROWS),
+            read: 0,
+            last: None,
+        }
+    }
+
+    /// False once nobody is listening any more.
+    async fn push(&mut self, row: ExportRow) -> bool {
+        self.read += 1;
+        self.last = Some((row.created_at, row.id));
+        self.batch.push(row);
+        if self.batch.len() < HANDOFF_ROWS {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(HANDOFF_ROWS));
+        self.batches.send(Ok(full)).await.is_ok()
+    }
+
+    /// Hands over the rest; where the chunk ended, unless it was empty or
+    /// nobody is listening.
+    async fn finish(self) -> Option<ChunkEnd> {
+        if !self.batch.is_empty() && self.batches.send(Ok(self.batch)).await.is_err() {
+            return None;
+        }
+        self.last
     }
 }
 
