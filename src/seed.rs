@@ -400,7 +400,6 @@ fn contact(rng: &mut StdRng, project_id: Uuid, now: DateTime<Utc>) -> contact::A
     contact::ActiveModel {
         id: Set(id),
         project_id: Set(project_id),
-        visitor_id: Set(format!("seed-{}", id.simple())),
         name: Set(name),
         email: Set(email),
         phone: Set(phone),

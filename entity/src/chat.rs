@@ -9,6 +9,9 @@ pub struct Model {
     pub id: Uuid,
     pub project_id: Uuid,
     pub contact_id: Uuid,
+    /// The visitor that started the chat: its browser, or its verified
+    /// identity when the site vouched for one.
+    pub visitor_id: Option<Uuid>,
     pub started_at: DateTimeUtc,
     pub ip: Option<String>,
     pub user_agent: Option<String>,

@@ -8,8 +8,6 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub project_id: Uuid,
-    /// The widget's id for the visitor's browser; unique within a project.
-    pub visitor_id: String,
     pub name: Option<String>,
     /// Lower-cased.
     pub email: Option<String>,

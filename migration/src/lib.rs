@@ -10,6 +10,7 @@ mod m20261125_000004_contact_list_indexes;
 mod m20261125_000005_create_visitor_aliases;
 mod m20261125_000006_create_export_jobs_and_notifications;
 mod m20261125_000007_project_allowed_origins;
+mod m20261201_000008_server_issued_visitors;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_visitor_aliases::Migration),
             Box::new(m20261125_000006_create_export_jobs_and_notifications::Migration),
             Box::new(m20261125_000007_project_allowed_origins::Migration),
+            Box::new(m20261201_000008_server_issued_visitors::Migration),
         ]
     }
 }

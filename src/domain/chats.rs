@@ -4,8 +4,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use entity::{chat, contact, project, visitor_alias};
-use sea_orm::sea_query::OnConflict;
+use entity::{chat, contact, project};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     Set, TransactionTrait,
@@ -14,19 +13,21 @@ use uuid::Uuid;
 
 use crate::client_ip::IpRetention;
 use crate::domain::contacts::{location_changes, location_of, set_location};
+use crate::domain::events::{ContactChangeKind, ContactChanges};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
 use crate::domain::identity;
 use crate::domain::ids::{new_id, random_secret, secret_hash};
+use crate::domain::visitors::{self, OwnAnswers, PresentedCredential};
 use crate::error::{AppError, AppResult};
 use crate::geo::{GeoLocator, Location};
 
-const MAX_VISITOR_ID_LEN: usize = 128;
 const MAX_KEY_LEN: usize = 128;
 const MAX_USER_AGENT_LEN: usize = 512;
 
 /// What the widget (or a site's server) says when a chat starts.
 pub struct ChatStart {
     pub project_key: String,
+    /// The credential an earlier `startChat` issued to this browser.
     pub visitor_id: Option<String>,
     pub user_agent: Option<String>,
     /// The address the request came from, as the HTTP layer resolved it.
@@ -45,34 +46,21 @@ pub struct ServerForwardedIp {
 
 pub struct StartedChat {
     pub chat: chat::Model,
-    pub contact: contact::Model,
+    /// The browser's credential: the one presented, or a new one. The
+    /// widget keeps it for the next chat.
+    pub visitor_id: String,
+    /// What this visitor itself gave: all the visitor is shown.
+    pub own_answers: OwnAnswers,
     /// Shown once; only its hash is stored.
     pub visitor_token: String,
-    pub contact_created: bool,
+    /// What the start made of the project's contacts.
+    pub changes: ContactChanges,
 }
 
 /// Where the policy of the deployment comes in: how to locate and what to keep.
 pub struct ChatPolicy<'a> {
     pub geo: &'a dyn GeoLocator,
     pub ip_retention: IpRetention,
-}
-
-fn parse_visitor_id(raw: Option<&str>) -> AppResult<String> {
-    let Some(raw) = raw.map(str::trim).filter(|raw| !raw.is_empty()) else {
-        return Ok(random_secret("v"));
-    };
-    let valid = raw.len() <= MAX_VISITOR_ID_LEN
-        && raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
-    if valid {
-        Ok(raw.to_owned())
-    } else {
-        Err(AppError::bad_input(
-            "visitorId",
-            format!("must be 1 to {MAX_VISITOR_ID_LEN} letters, digits, '-', '_', '.' or ':'"),
-        ))
-    }
 }
 
 fn keys_match(given: &str, expected: &str) -> bool {
@@ -100,7 +88,7 @@ pub async fn start_chat(
     if start.project_key.len() > MAX_KEY_LEN {
         return Err(AppError::NotFound("project"));
     }
-    let visitor_id = parse_visitor_id(start.visitor_id.as_deref())?;
+    let credential = PresentedCredential::parse(start.visitor_id.as_deref())?;
     let project = project::Entity::find()
         .filter(project::Column::PublicKey.eq(start.project_key.trim()))
         .one(db)
@@ -141,22 +129,35 @@ pub async fn start_chat(
     let actor = Actor::Visitor { chat_id };
 
     let txn = db.begin().await?;
-    let aliased = visitor_alias::Entity::find_by_id((project.id, visitor_id.clone()))
-        .one(&txn)
-        .await?;
-    let (mut contact, mut contact_created) = match aliased {
-        Some(alias) => (touch(&txn, alias.contact_id, &seen).await?, false),
-        None => upsert_by_visitor(&txn, &visitor_id, &seen).await?,
+    let known = match &credential {
+        Some(credential) => visitors::find_browser(&txn, project.id, credential).await?,
+        None => None,
     };
-    if contact_created {
-        history::record(&txn, project.id, contact.id, actor, EventKind::Created, &[]).await?;
-    }
+    let mut changes = ContactChanges::default();
+    // An id the server did not issue for this project starts a new visitor,
+    // never an existing contact.
+    let (browser, visitor_id, mut contact) = match (known, credential) {
+        (Some(browser), Some(credential)) => {
+            let contact = touch(&txn, browser.contact_id, &seen).await?;
+            (browser, credential.as_str().to_owned(), contact)
+        }
+        _ => {
+            let contact = fresh_contact(new_id(), &seen).insert(&txn).await?;
+            history::record(&txn, project.id, contact.id, actor, EventKind::Created, &[]).await?;
+            changes.record(project.id, contact.id, ContactChangeKind::Created);
+            let (browser, issued) = visitors::issue_browser(&txn, project.id, contact.id).await?;
+            (browser, issued, contact)
+        }
+    };
+    let mut chat_visitor = browser;
     if let Some(identity) = identity {
         let identified = identity::apply(&txn, contact, identity, &seen, actor).await?;
         contact = identified.contact;
-        contact_created |= identified.created;
+        chat_visitor = identified.visitor;
+        changes.extend(identified.changes);
     }
-    if !contact_created
+    let created = changes.kind_of(contact.id) == Some(ContactChangeKind::Created);
+    if !created
         && let Some(location) = &location
         && !contact.location_corrected
         && location_changes(&contact, location)
@@ -179,12 +180,15 @@ pub async fn start_chat(
         )
         .await?;
     }
+    // A returning visitor was seen again: its contact's last sighting moved.
+    changes.record(project.id, contact.id, ContactChangeKind::Updated);
 
     let visitor_token = random_secret("vt");
     let chat = chat::ActiveModel {
         id: Set(chat_id),
         project_id: Set(project.id),
         contact_id: Set(contact.id),
+        visitor_id: Set(Some(chat_visitor.id)),
         started_at: Set(seen.at),
         ip: Set(kept_ip),
         user_agent: Set(clean_user_agent(start.user_agent)),
@@ -200,9 +204,10 @@ pub async fn start_chat(
     txn.commit().await?;
     Ok(StartedChat {
         chat,
-        contact,
+        visitor_id,
+        own_answers: OwnAnswers::of(&chat_visitor),
         visitor_token,
-        contact_created,
+        changes,
     })
 }
 
@@ -215,11 +220,10 @@ pub struct Sighting {
 }
 
 /// A new contact for a visitor seen now.
-pub fn fresh_contact(id: Uuid, visitor_id: &str, seen: &Sighting) -> contact::ActiveModel {
+pub fn fresh_contact(id: Uuid, seen: &Sighting) -> contact::ActiveModel {
     let mut fresh = contact::ActiveModel {
         id: Set(id),
         project_id: Set(seen.project_id),
-        visitor_id: Set(visitor_id.to_owned()),
         name: Set(None),
         email: Set(None),
         phone: Set(None),
@@ -239,31 +243,6 @@ pub fn fresh_contact(id: Uuid, visitor_id: &str, seen: &Sighting) -> contact::Ac
     fresh
 }
 
-/// Finds the visitor's contact or creates it. One statement decides between
-/// insert and update, so concurrent starts for one visitor cannot both insert.
-async fn upsert_by_visitor(
-    txn: &impl ConnectionTrait,
-    visitor_id: &str,
-    seen: &Sighting,
-) -> AppResult<(contact::Model, bool)> {
-    let fresh_id = new_id();
-    let fresh = fresh_contact(fresh_id, visitor_id, seen);
-    let contact = contact::Entity::insert(fresh)
-        .on_conflict(
-            OnConflict::columns([contact::Column::ProjectId, contact::Column::VisitorId])
-                .update_columns([
-                    contact::Column::LastSeenAt,
-                    contact::Column::LastIp,
-                    contact::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_with_returning(txn)
-        .await?;
-    let created = contact.id == fresh_id;
-    Ok((contact, created))
-}
-
 /// Marks a known contact as seen now.
 pub async fn touch(
     txn: &impl ConnectionTrait,
@@ -281,50 +260,23 @@ pub async fn touch(
     Ok(active.update(txn).await?)
 }
 
-/// The chat and contact a visitor token grants access to, if it is valid.
+/// The chat a visitor token grants access to, if the token is valid.
 pub async fn authenticate_visitor(
     db: &DatabaseConnection,
     token: &str,
-) -> AppResult<Option<(chat::Model, contact::Model)>> {
+) -> AppResult<Option<chat::Model>> {
     if !token.starts_with("vt_") || token.len() > MAX_KEY_LEN {
         return Ok(None);
     }
-    // A merge committing between the two reads moves the chat to the
-    // surviving contact and deletes the one read first: read the chat again.
-    for _ in 0..3 {
-        let Some(chat) = chat::Entity::find()
-            .filter(chat::Column::VisitorTokenHash.eq(secret_hash(token)))
-            .one(db)
-            .await?
-        else {
-            return Ok(None);
-        };
-        if let Some(contact) = contact::Entity::find_by_id(chat.contact_id).one(db).await? {
-            return Ok(Some((chat, contact)));
-        }
-    }
-    Ok(None)
+    Ok(chat::Entity::find()
+        .filter(chat::Column::VisitorTokenHash.eq(secret_hash(token)))
+        .one(db)
+        .await?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn visitor_ids_are_checked_or_generated() {
-        assert_eq!(
-            parse_visitor_id(Some(" abc-123_x.y:z ")).unwrap(),
-            "abc-123_x.y:z"
-        );
-        assert!(parse_visitor_id(None).unwrap().starts_with("v_"));
-        assert!(parse_visitor_id(Some("")).unwrap().starts_with("v_"));
-        for bad in ["has space", "semi;colon", "ünï", &"x".repeat(129)] {
-            assert_eq!(
-                parse_visitor_id(Some(bad)).unwrap_err().code(),
-                "BAD_USER_INPUT"
-            );
-        }
-    }
 
     #[test]
     fn user_agents_are_bounded_and_stripped_of_control_characters() {

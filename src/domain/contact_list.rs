@@ -680,10 +680,9 @@ impl ContactList {
 }
 
 /// The columns a list reads, in the order `contact_of_row` decodes them.
-const LIST_COLUMNS: [contact::Column; 28] = [
+const LIST_COLUMNS: [contact::Column; 27] = [
     contact::Column::Id,
     contact::Column::ProjectId,
-    contact::Column::VisitorId,
     contact::Column::Name,
     contact::Column::Email,
     contact::Column::Phone,
@@ -720,7 +719,6 @@ fn contact_of_row(row: &QueryResult) -> Result<contact::Model, DbErr> {
     Ok(contact::Model {
         id: row.try_get_by_index(next())?,
         project_id: row.try_get_by_index(next())?,
-        visitor_id: row.try_get_by_index(next())?,
         name: row.try_get_by_index(next())?,
         email: row.try_get_by_index(next())?,
         phone: row.try_get_by_index(next())?,
@@ -758,7 +756,6 @@ mod tests {
         contact::Model {
             id: Uuid::now_v7(),
             project_id: Uuid::now_v7(),
-            visitor_id: "v".into(),
             name: name.map(str::to_owned),
             email: None,
             phone: None,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use entity::{chat, contact, contact_event};
+use entity::{chat, contact, contact_event, visitor};
 use sea_orm::sea_query::{Asterisk, Expr, Query, WindowStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
@@ -14,7 +14,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::access::{self, ProjectAccess, Role};
-use crate::domain::events::{ContactChangeKind, ContactChanged};
+use crate::domain::duplicates;
+use crate::domain::events::{ContactChangeKind, ContactChanged, ContactChanges};
 use crate::domain::fields::{ContactField, FieldSource};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
 use crate::error::{AppError, AppResult};
@@ -235,29 +236,11 @@ impl ContactEdit {
     }
 }
 
-fn field_value(contact: &contact::Model, field: ContactField) -> Option<&str> {
-    match field {
-        ContactField::Name => contact.name.as_deref(),
-        ContactField::Email => contact.email.as_deref(),
-        ContactField::Phone => contact.phone.as_deref(),
-        ContactField::Company => contact.company.as_deref(),
-    }
-}
-
-fn set_field(active: &mut contact::ActiveModel, field: ContactField, value: Option<String>) {
-    match field {
-        ContactField::Name => active.name = Set(value),
-        ContactField::Email => active.email = Set(value),
-        ContactField::Phone => active.phone = Set(value),
-        ContactField::Company => active.company = Set(value),
-    }
-}
-
-/// The result of an edit: the contact as stored, and whether anything
-/// changed (an edit that repeats the stored values records nothing).
+/// The result of an edit: the contact as stored, and what changed (an
+/// edit that repeats the stored values records nothing).
 pub struct EditedContact {
     pub contact: contact::Model,
-    pub change: Option<ContactChanged>,
+    pub changes: ContactChanges,
 }
 
 /// An agent's edit of a contact's fields and location, validated as the
@@ -301,7 +284,7 @@ pub async fn update_contact(
         let value = raw
             .map(|raw| field.parse_value(raw, field.as_str(), country.as_deref()))
             .transpose()?;
-        let old = field_value(&contact, field);
+        let old = field.value_of(&contact);
         if value.as_deref() != old {
             changes.push(FieldChange::new(
                 field.as_str(),
@@ -309,24 +292,6 @@ pub async fn update_contact(
                 value.clone().map(Value::from),
             ));
             values.push((field, value));
-        }
-    }
-    if let Some((_, Some(email))) = values
-        .iter()
-        .find(|(field, _)| *field == ContactField::Email)
-    {
-        let taken = contact::Entity::find()
-            .filter(contact::Column::ProjectId.eq(contact.project_id))
-            .filter(contact::Column::Email.eq(email.as_str()))
-            .filter(contact::Column::Id.ne(contact.id))
-            .one(&txn)
-            .await?
-            .is_some();
-        if taken {
-            return Err(AppError::bad_input(
-                "email",
-                "already belongs to another contact of this project",
-            ));
         }
     }
     let location_change = location
@@ -344,12 +309,17 @@ pub async fn update_contact(
         txn.commit().await?;
         return Ok(EditedContact {
             contact,
-            change: None,
+            changes: ContactChanges::default(),
         });
     }
 
     let mut sources = contact.field_sources.clone();
     let mut active: contact::ActiveModel = contact.into();
+    let identifiers: Vec<(ContactField, String)> = values
+        .iter()
+        .filter(|(field, _)| matches!(field, ContactField::Email | ContactField::Phone))
+        .filter_map(|(field, value)| Some((*field, value.clone()?)))
+        .collect();
     for (field, value) in values {
         match value {
             Some(_) => FieldSource::Agent.set(&mut sources, field.as_str()),
@@ -361,7 +331,7 @@ pub async fn update_contact(
                 }
             }
         }
-        set_field(&mut active, field, value);
+        field.set(&mut active, value);
     }
     active.field_sources = Set(sources);
     if let Some(location) = &location {
@@ -395,20 +365,23 @@ pub async fn update_contact(
         )
         .await?;
     }
+    let mut changes = ContactChanges::default();
+    changes.record(contact.project_id, contact.id, ContactChangeKind::Updated);
+    // Another contact with the same email or phone is now a possible
+    // duplicate, shown on both.
+    for (field, value) in identifiers {
+        for other in duplicates::pair_with_matches(&txn, &contact, field, &value).await? {
+            changes.record(contact.project_id, other, ContactChangeKind::Updated);
+        }
+    }
     txn.commit().await?;
-    let change = ContactChanged {
-        project_id: contact.project_id,
-        contact_id: contact.id,
-        kind: ContactChangeKind::Updated,
-    };
-    Ok(EditedContact {
-        contact,
-        change: Some(change),
-    })
+    Ok(EditedContact { contact, changes })
 }
 
-/// Deletes a contact and its chats, recording who did it. The history
-/// outlives the contact, as the record of what happened to it.
+/// Deletes a contact and erases the person from the service: its chats
+/// (with their IP and user agent), its visitors and their answers, its
+/// possible duplicates, and every value its history held. What stays is
+/// the fact of the deletion: who and when.
 pub async fn delete_contact(
     db: &DatabaseConnection,
     access: &ProjectAccess,
@@ -424,6 +397,15 @@ pub async fn delete_contact(
     // foreign keys only on connections that enabled them.
     chat::Entity::delete_many()
         .filter(chat::Column::ContactId.eq(contact.id))
+        .exec(&txn)
+        .await?;
+    visitor::Entity::delete_many()
+        .filter(visitor::Column::ContactId.eq(contact.id))
+        .exec(&txn)
+        .await?;
+    duplicates::forget(&txn, contact.id).await?;
+    contact_event::Entity::delete_many()
+        .filter(contact_event::Column::ContactId.eq(contact.id))
         .exec(&txn)
         .await?;
     contact::Entity::delete_by_id(contact.id).exec(&txn).await?;

@@ -62,6 +62,61 @@ pub struct ContactChanged {
     pub kind: ContactChangeKind,
 }
 
+/// Every contact change one operation made, each contact once with the
+/// change that says most: removed over created over merged over updated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContactChanges(Vec<ContactChanged>);
+
+impl ContactChanges {
+    pub fn record(&mut self, project_id: Uuid, contact_id: Uuid, kind: ContactChangeKind) {
+        let weight = |kind: ContactChangeKind| match kind {
+            ContactChangeKind::Updated => 0,
+            ContactChangeKind::Merged => 1,
+            ContactChangeKind::Created => 2,
+            ContactChangeKind::Deleted => 3,
+        };
+        match self.0.iter_mut().find(|c| c.contact_id == contact_id) {
+            Some(known) if weight(kind) > weight(known.kind) => known.kind = kind,
+            Some(_) => {}
+            None => self.0.push(ContactChanged {
+                project_id,
+                contact_id,
+                kind,
+            }),
+        }
+    }
+
+    pub fn extend(&mut self, other: ContactChanges) {
+        for change in other.0 {
+            self.record(change.project_id, change.contact_id, change.kind);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ContactChanged> {
+        self.0.iter()
+    }
+
+    pub fn kind_of(&self, contact_id: Uuid) -> Option<ContactChangeKind> {
+        self.0
+            .iter()
+            .find(|c| c.contact_id == contact_id)
+            .map(|c| c.kind)
+    }
+}
+
+impl IntoIterator for ContactChanges {
+    type Item = ContactChanged;
+    type IntoIter = std::vec::IntoIter<ContactChanged>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// An export's status or progress changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportUpdated {
@@ -103,5 +158,23 @@ impl Event {
             Event::NotificationCreated(created) => created.project_id,
             Event::ProjectOriginsChanged(changed) => changed.project_id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_contact_is_announced_once_with_its_strongest_change() {
+        let (project, a, b) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut changes = ContactChanges::default();
+        changes.record(project, a, ContactChangeKind::Created);
+        changes.record(project, a, ContactChangeKind::Updated);
+        changes.record(project, b, ContactChangeKind::Updated);
+        changes.record(project, b, ContactChangeKind::Deleted);
+        assert_eq!(changes.kind_of(a), Some(ContactChangeKind::Created));
+        assert_eq!(changes.kind_of(b), Some(ContactChangeKind::Deleted));
+        assert_eq!(changes.iter().count(), 2);
     }
 }

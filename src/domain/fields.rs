@@ -1,6 +1,8 @@
 //! The contact fields a form or an agent may fill, and the rules for their
 //! values.
 
+use entity::contact;
+use sea_orm::Set;
 use serde_json::Value;
 
 use crate::error::{AppError, AppResult};
@@ -36,6 +38,27 @@ impl ContactField {
         ContactField::ALL
             .into_iter()
             .find(|field| field.as_str() == name)
+    }
+
+    /// The contact's value of this field: the one place that maps fields
+    /// to columns.
+    pub fn value_of(self, contact: &contact::Model) -> Option<&str> {
+        match self {
+            ContactField::Name => contact.name.as_deref(),
+            ContactField::Email => contact.email.as_deref(),
+            ContactField::Phone => contact.phone.as_deref(),
+            ContactField::Company => contact.company.as_deref(),
+        }
+    }
+
+    /// Sets this field's column in a change to a contact.
+    pub fn set(self, active: &mut contact::ActiveModel, value: Option<String>) {
+        match self {
+            ContactField::Name => active.name = Set(value),
+            ContactField::Email => active.email = Set(value),
+            ContactField::Phone => active.phone = Set(value),
+            ContactField::Company => active.company = Set(value),
+        }
     }
 
     /// Checks and normalises a value for this field. `input` names the input

@@ -1,23 +1,26 @@
-//! A visitor's answers to the contact form: validated all together, filling
-//! the gaps in the contact, and merging it with another contact of the
-//! project that has the same email or phone.
+//! A visitor's answers to the contact form: validated all together, kept as
+//! the visitor's own, and filling the gaps in the contact. An email or phone
+//! that another contact has makes the two possible duplicates; a typed value
+//! never merges contacts.
 
 use std::collections::HashSet;
 
 use chrono::Utc;
-use entity::{chat, contact, form_question};
+use entity::{chat, contact, form_question, visitor};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, Set, Statement, TransactionTrait,
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set, TransactionTrait,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::domain::duplicates;
 use crate::domain::email::EmailAddress;
+use crate::domain::events::{ContactChangeKind, ContactChanges};
 use crate::domain::fields::{ContactField, FieldSource, parse_phone, parse_text};
-use crate::domain::forms::{self, QuestionKind, Target, missing_questions};
+use crate::domain::forms::{self, QuestionKind, Target, unanswered_questions};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
-use crate::domain::merge::{self, Merged};
+use crate::domain::locks;
+use crate::domain::visitors::{self, OwnAnswers};
 use crate::error::{AppError, AppResult};
 
 const MAX_ANSWERS: usize = 50;
@@ -29,42 +32,48 @@ pub struct Answer {
 }
 
 pub struct SyncOutcome {
-    pub contact: contact::Model,
-    /// The questions the contact still lacks, in form order.
+    /// What this visitor has given, this answer included.
+    pub own_answers: OwnAnswers,
+    /// The questions this visitor has not answered, in form order.
     pub remaining: Vec<form_question::Model>,
-    /// The contact this one was merged with, if a merge happened.
-    pub merged: Option<Uuid>,
-    /// Whether any value changed.
-    pub changed: bool,
+    /// What the answers made of the project's contacts.
+    pub changes: ContactChanges,
 }
 
-/// The contact a chat belongs to now (merges move chats).
-pub async fn contact_of_chat(
+/// The visitor of a chat and its contact as they are now (merges move
+/// visitors to the surviving contact).
+pub async fn visitor_of_chat(
     db: &impl ConnectionTrait,
     chat_id: Uuid,
-) -> AppResult<(chat::Model, contact::Model)> {
-    // A merge committing between the two reads moves the chat to the
-    // surviving contact and deletes the one read first: read the chat again.
-    for _ in 0..3 {
-        let chat = chat::Entity::find_by_id(chat_id)
-            .one(db)
-            .await?
-            .ok_or(AppError::Unauthenticated("this chat no longer exists"))?;
-        if let Some(contact) = contact::Entity::find_by_id(chat.contact_id).one(db).await? {
-            return Ok((chat, contact));
-        }
-    }
-    Err(AppError::Unauthenticated("this chat no longer exists"))
+) -> AppResult<(visitor::Model, contact::Model)> {
+    let gone = || AppError::Unauthenticated("this chat no longer exists");
+    let chat = chat::Entity::find_by_id(chat_id)
+        .one(db)
+        .await?
+        .ok_or_else(gone)?;
+    let visitor = visitor::Entity::find_by_id(chat.visitor_id.ok_or_else(gone)?)
+        .one(db)
+        .await?
+        .ok_or_else(gone)?;
+    let contact = contact::Entity::find_by_id(visitor.contact_id)
+        .one(db)
+        .await?
+        .ok_or_else(gone)?;
+    Ok((visitor, contact))
 }
 
-/// The questions the visitor of this chat should be asked now.
-pub async fn pending_questions(
+/// What the visitor of this chat has given, and the questions it should be
+/// asked now: worked out from its own answers alone, so that nothing
+/// another visitor or an agent stored shows through.
+pub async fn visitor_form(
     db: &impl ConnectionTrait,
     chat_id: Uuid,
-) -> AppResult<Vec<form_question::Model>> {
-    let (_, contact) = contact_of_chat(db, chat_id).await?;
+) -> AppResult<(OwnAnswers, Vec<form_question::Model>)> {
+    let (visitor, contact) = visitor_of_chat(db, chat_id).await?;
     let questions = forms::questions(db, contact.project_id).await?;
-    Ok(missing_questions(questions, &contact))
+    let own = OwnAnswers::of(&visitor);
+    let pending = unanswered_questions(questions, &own);
+    Ok((own, pending))
 }
 
 /// Checks one answer against its question; `input` names it in errors.
@@ -164,62 +173,15 @@ fn validate(
     Ok(parsed)
 }
 
-/// Serialises merges around one email or phone on PostgreSQL, so that two
-/// chats submitting the same address at once end with one contact. SQLite
-/// runs one writer at a time already.
-async fn lock_identity(
-    txn: &impl ConnectionTrait,
-    project_id: Uuid,
-    what: &str,
-    value: &str,
-) -> AppResult<()> {
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [format!("contact:{project_id}:{what}:{value}").into()],
-        ))
-        .await?;
-    }
-    Ok(())
-}
-
-/// Another contact of the project with this email or phone, oldest first.
-async fn other_with(
-    txn: &impl ConnectionTrait,
-    contact: &contact::Model,
-    field: ContactField,
-    value: &str,
-) -> AppResult<Option<contact::Model>> {
-    let column = match field {
-        ContactField::Email => contact::Column::Email,
-        ContactField::Phone => contact::Column::Phone,
-        _ => return Ok(None),
-    };
-    let others = contact::Entity::find()
-        .filter(contact::Column::ProjectId.eq(contact.project_id))
-        .filter(column.eq(value))
-        .filter(contact::Column::Id.ne(contact.id))
-        .limit(10)
-        .all(txn)
-        .await?;
-    let mut mergeable: Vec<_> = others
-        .into_iter()
-        .filter(|other| merge::may_merge(contact, other))
-        .collect();
-    mergeable.sort_by_key(|other| (other.created_at, other.id));
-    Ok(mergeable.into_iter().next())
-}
-
 pub async fn submit(
     db: &DatabaseConnection,
     chat_id: Uuid,
     answers: Vec<Answer>,
 ) -> AppResult<SyncOutcome> {
     let txn = db.begin().await?;
-    let (_, contact) = contact_of_chat(&txn, chat_id).await?;
+    let (visitor, contact) = visitor_of_chat(&txn, chat_id).await?;
     let questions = forms::questions(&txn, contact.project_id).await?;
-    let pending = missing_questions(questions.clone(), &contact);
+    let pending = unanswered_questions(questions.clone(), &OwnAnswers::of(&visitor));
     let parsed = validate(
         &questions,
         &pending,
@@ -227,24 +189,34 @@ pub async fn submit(
         contact.country_code.as_deref(),
     )?;
 
-    // Identity values are locked before they are written, see lock_identity.
-    for (target, value) in &parsed {
-        if let (Target::Field(field @ (ContactField::Email | ContactField::Phone)), Some(text)) =
-            (target, value.as_str())
-        {
-            lock_identity(&txn, contact.project_id, field.as_str(), text).await?;
-        }
-    }
-    // Re-read under the locks: a merge may have moved this chat meanwhile.
-    let (_, contact) = contact_of_chat(&txn, chat_id).await?;
+    // Two chats typing the same email at once: the second waits for the
+    // first, and sees its contact to pair with.
+    let identity_keys = parsed
+        .iter()
+        .filter_map(|(target, value)| match (target, value.as_str()) {
+            (Target::Field(field @ (ContactField::Email | ContactField::Phone)), Some(text)) => {
+                Some(format!(
+                    "contact:{}:{}:{text}",
+                    contact.project_id,
+                    field.as_str()
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    locks::lock_values(&txn, identity_keys).await?;
+    // Re-read under the locks: a merge may have moved this visitor meanwhile.
+    let (visitor, contact) = visitor_of_chat(&txn, chat_id).await?;
 
+    let mut own = OwnAnswers::of(&visitor);
     let mut sources = contact.field_sources.clone();
     let mut attributes = contact.custom_attributes.clone();
     let mut active: contact::ActiveModel = contact.clone().into();
-    let mut changes = Vec::new();
-    let mut identity_values = Vec::new();
+    let mut history_changes = Vec::new();
+    let mut typed_identifiers = Vec::new();
     for (target, value) in parsed {
         let source_key = target.source_key();
+        own.insert(source_key.clone(), value.clone());
         let current = target.current_value(&contact);
         let may_write = match FieldSource::of(&sources, &source_key) {
             // A visitor may correct what the form filled earlier.
@@ -257,17 +229,12 @@ pub async fn submit(
         match &target {
             Target::Field(field) => {
                 let text = value.as_str().map(str::to_owned);
-                match field {
-                    ContactField::Name => active.name = Set(text),
-                    ContactField::Email => active.email = Set(text),
-                    ContactField::Phone => active.phone = Set(text),
-                    ContactField::Company => active.company = Set(text),
-                }
                 if matches!(field, ContactField::Email | ContactField::Phone)
-                    && let Some(text) = value.as_str()
+                    && let Some(text) = &text
                 {
-                    identity_values.push((*field, text.to_owned()));
+                    typed_identifiers.push((*field, text.clone()));
                 }
+                field.set(&mut active, text);
             }
             Target::Attribute(key) => {
                 if let Some(map) = attributes.as_object_mut() {
@@ -276,49 +243,39 @@ pub async fn submit(
             }
         }
         FieldSource::Form.set(&mut sources, &source_key);
-        changes.push(FieldChange::new(source_key, current, Some(value)));
+        history_changes.push(FieldChange::new(source_key, current, Some(value)));
     }
+    let visitor = visitors::save_answers(&txn, visitor, own).await?;
 
-    let changed = !changes.is_empty();
+    let mut changes = ContactChanges::default();
     let mut contact = contact;
-    let mut merged = None;
-    if changed {
+    if !history_changes.is_empty() {
         active.custom_attributes = Set(attributes);
         active.field_sources = Set(sources);
         active.updated_at = Set(Utc::now());
         contact = active.update(&txn).await?;
-        let actor = Actor::Visitor { chat_id };
         history::record(
             &txn,
             contact.project_id,
             contact.id,
-            actor,
+            Actor::Visitor { chat_id },
             EventKind::FormSync,
-            &changes,
+            &history_changes,
         )
         .await?;
-        for (field, value) in identity_values {
-            if let Some(other) = other_with(&txn, &contact, field, &value).await?
-                && let Some(Merged {
-                    survivor,
-                    absorbed_id,
-                }) = merge::merge(&txn, contact.clone(), other.clone(), actor).await?
-            {
-                merged = Some(if absorbed_id == contact.id {
-                    other.id
-                } else {
-                    absorbed_id
-                });
-                contact = survivor;
-            }
+        changes.record(contact.project_id, contact.id, ContactChangeKind::Updated);
+    }
+    for (field, value) in typed_identifiers {
+        for other in duplicates::pair_with_matches(&txn, &contact, field, &value).await? {
+            changes.record(contact.project_id, other, ContactChangeKind::Updated);
         }
     }
     txn.commit().await?;
-    let remaining = missing_questions(questions, &contact);
+    let own_answers = OwnAnswers::of(&visitor);
+    let remaining = unanswered_questions(questions, &own_answers);
     Ok(SyncOutcome {
-        contact,
+        own_answers,
         remaining,
-        merged,
-        changed,
+        changes,
     })
 }

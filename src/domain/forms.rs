@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::domain::access::{ProjectAccess, Role};
 use crate::domain::fields::ContactField;
 use crate::domain::ids::new_id;
+use crate::domain::visitors::OwnAnswers;
 use crate::error::{AppError, AppResult};
 
 const MAX_QUESTIONS: usize = 50;
@@ -91,15 +92,9 @@ impl Target {
     /// The contact's current value for this target, if it has one.
     pub fn current_value(&self, contact: &contact::Model) -> Option<Value> {
         match self {
-            Target::Field(field) => {
-                let value = match field {
-                    ContactField::Name => &contact.name,
-                    ContactField::Email => &contact.email,
-                    ContactField::Phone => &contact.phone,
-                    ContactField::Company => &contact.company,
-                };
-                value.clone().map(Value::String)
-            }
+            Target::Field(field) => field
+                .value_of(contact)
+                .map(|value| Value::String(value.to_owned())),
             Target::Attribute(key) => contact
                 .custom_attributes
                 .get(key)
@@ -387,14 +382,17 @@ pub async fn delete_question(
 }
 
 /// The questions this contact still lacks an answer for, in form order.
-pub fn missing_questions(
+/// The questions a visitor has not answered yet, judged by its own answers
+/// only: what an agent or another visitor stored neither hides a question
+/// nor shows through one.
+pub fn unanswered_questions(
     questions: Vec<form_question::Model>,
-    contact: &contact::Model,
+    own: &OwnAnswers,
 ) -> Vec<form_question::Model> {
     questions
         .into_iter()
         .filter(|question| {
-            Target::of(question).is_some_and(|target| target.current_value(contact).is_none())
+            Target::of(question).is_some_and(|target| own.get(&target.source_key()).is_none())
         })
         .collect()
 }

@@ -2,7 +2,7 @@
 //! HMAC-SHA256 of the user's identifier, keyed by the project's secret, so
 //! that the same contact is found from any device.
 
-use entity::contact;
+use entity::{contact, visitor};
 use hmac::{Hmac, Mac};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::Value;
@@ -10,10 +10,12 @@ use sha2::Sha256;
 
 use crate::domain::chats::{Sighting, fresh_contact};
 use crate::domain::email::EmailAddress;
-use crate::domain::fields::{FieldSource, parse_text};
+use crate::domain::events::{ContactChangeKind, ContactChanges};
+use crate::domain::fields::{ContactField, FieldSource, parse_text};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
-use crate::domain::ids::{new_id, random_secret};
-use crate::domain::merge;
+use crate::domain::ids::new_id;
+use crate::domain::visitors::{self, OwnAnswers};
+use crate::domain::{locks, merge};
 use crate::error::{AppError, AppResult};
 
 const MAX_IDENTIFIER_LEN: usize = 255;
@@ -84,102 +86,133 @@ pub fn verify(claim: IdentityClaim, secret_key: &str) -> AppResult<Option<Verifi
 
 pub struct Identified {
     pub contact: contact::Model,
-    pub created: bool,
+    /// The visitor standing for the identity: the chat's visitor from now on.
+    pub visitor: visitor::Model,
+    /// What this made of the project's contacts.
+    pub changes: ContactChanges,
 }
 
-/// Attaches the verified identity to the visitor's contact: the contact the
-/// identifier already has wins (merging the browser's anonymous contact into
-/// it), a different signed-in user on the same browser gets a contact of its
-/// own, and the identity's email and name fill the contact.
+/// Attaches the verified identity to the browser's contact: the contact the
+/// identifier already has wins (the browser's contact merges into it), a
+/// different signed-in user on the same browser gets a contact of its own,
+/// and the identity's email and name fill the contact and the identity's
+/// own answers.
 pub async fn apply(
     txn: &impl ConnectionTrait,
-    visitor_contact: contact::Model,
+    browser_contact: contact::Model,
     identity: VerifiedIdentity,
     seen: &Sighting,
     actor: Actor,
 ) -> AppResult<Identified> {
+    let project_id = browser_contact.project_id;
+    // Two first sightings of one identity (two devices at once) run one
+    // after the other instead of racing on the unique external id.
+    locks::lock_values(
+        txn,
+        vec![format!("identity:{project_id}:{}", identity.identifier)],
+    )
+    .await?;
     let known = contact::Entity::find()
-        .filter(contact::Column::ProjectId.eq(visitor_contact.project_id))
+        .filter(contact::Column::ProjectId.eq(project_id))
         .filter(contact::Column::ExternalId.eq(identity.identifier.as_str()))
         .one(txn)
         .await?;
-    let mut created = false;
+    let mut changes = ContactChanges::default();
     let contact = match known {
-        Some(known) if known.id == visitor_contact.id => known,
-        Some(known) => {
-            match merge::merge(txn, visitor_contact, known.clone(), Actor::System).await? {
-                Some(merged) => merged.survivor,
-                None => crate::domain::chats::touch(txn, known.id, seen).await?,
-            }
+        Some(known) if known.id == browser_contact.id => known,
+        Some(known) if merge::may_merge(&known, &browser_contact) => {
+            let merged = merge::merge(txn, known, browser_contact, Actor::System).await?;
+            changes.extend(merged.changes());
+            merged.survivor
         }
-        None if visitor_contact.external_id.is_none() => {
-            let mut active: contact::ActiveModel = visitor_contact.into();
+        Some(known) => crate::domain::chats::touch(txn, known.id, seen).await?,
+        None if browser_contact.external_id.is_none() => {
+            let mut active: contact::ActiveModel = browser_contact.into();
             active.external_id = Set(Some(identity.identifier.clone()));
             active.update(txn).await?
         }
         None => {
             // Another signed-in user on this browser: a contact of its own,
-            // reachable through its identifier rather than the browser's id.
-            let mut fresh = fresh_contact(new_id(), &random_secret("v"), seen);
+            // reachable through its identity rather than the browser.
+            let mut fresh = fresh_contact(new_id(), seen);
             fresh.external_id = Set(Some(identity.identifier.clone()));
             let contact = fresh.insert(txn).await?;
-            history::record(
-                txn,
-                contact.project_id,
-                contact.id,
-                actor,
-                EventKind::Created,
-                &[],
-            )
-            .await?;
-            created = true;
+            history::record(txn, project_id, contact.id, actor, EventKind::Created, &[]).await?;
+            changes.record(project_id, contact.id, ContactChangeKind::Created);
             contact
         }
     };
-    fill_from_identity(txn, contact, &identity, actor)
-        .await
-        .map(|contact| Identified { contact, created })
+    let visitor =
+        visitors::identity_visitor(txn, project_id, &identity.identifier, contact.id).await?;
+    let visitor = visitors::attach(txn, visitor, contact.id).await?;
+    let visitor = remember_identity_answers(txn, visitor, &identity).await?;
+    let (contact, filled) = fill_from_identity(txn, contact, &identity, actor).await?;
+    if filled {
+        changes.record(project_id, contact.id, ContactChangeKind::Updated);
+    }
+    Ok(Identified {
+        contact,
+        visitor,
+        changes,
+    })
+}
+
+/// The site's word about its user is the identity's own answer.
+async fn remember_identity_answers(
+    txn: &impl ConnectionTrait,
+    visitor: visitor::Model,
+    identity: &VerifiedIdentity,
+) -> AppResult<visitor::Model> {
+    let mut answers = OwnAnswers::of(&visitor);
+    let before = answers.clone();
+    if let Some(email) = &identity.email {
+        answers.insert("email".to_owned(), Value::String(email.as_str().to_owned()));
+    }
+    if let Some(name) = &identity.name {
+        answers.insert("name".to_owned(), Value::String(name.clone()));
+    }
+    if answers == before {
+        return Ok(visitor);
+    }
+    visitors::save_answers(txn, visitor, answers).await
 }
 
 /// The site's word overrides what the form filled, never what an agent set.
+/// Returns the contact and whether anything changed.
 async fn fill_from_identity(
     txn: &impl ConnectionTrait,
     contact: contact::Model,
     identity: &VerifiedIdentity,
     actor: Actor,
-) -> AppResult<contact::Model> {
+) -> AppResult<(contact::Model, bool)> {
     let mut sources = contact.field_sources.clone();
     let mut changes = Vec::new();
     let mut active: contact::ActiveModel = contact.clone().into();
     let offered = [
         (
-            "email",
+            ContactField::Email,
             identity.email.as_ref().map(|e| e.as_str().to_owned()),
-            &contact.email,
         ),
-        ("name", identity.name.clone(), &contact.name),
+        (ContactField::Name, identity.name.clone()),
     ];
-    for (field, new, old) in offered {
+    for (field, new) in offered {
         let Some(new) = new else { continue };
-        if FieldSource::of(&sources, field) == Some(FieldSource::Agent)
-            || old.as_ref() == Some(&new)
+        let old = field.value_of(&contact);
+        if FieldSource::of(&sources, field.as_str()) == Some(FieldSource::Agent)
+            || old == Some(new.as_str())
         {
             continue;
         }
-        if field == "email" {
-            active.email = Set(Some(new.clone()));
-        } else {
-            active.name = Set(Some(new.clone()));
-        }
-        FieldSource::Identity.set(&mut sources, field);
         changes.push(FieldChange::new(
-            field,
-            old.clone().map(Value::String),
-            Some(Value::String(new)),
+            field.as_str(),
+            old.map(|old| Value::String(old.to_owned())),
+            Some(Value::String(new.clone())),
         ));
+        field.set(&mut active, Some(new));
+        FieldSource::Identity.set(&mut sources, field.as_str());
     }
     if changes.is_empty() {
-        return Ok(contact);
+        return Ok((contact, false));
     }
     active.field_sources = Set(sources);
     let contact = active.update(txn).await?;
@@ -192,7 +225,7 @@ async fn fill_from_identity(
         &changes,
     )
     .await?;
-    Ok(contact)
+    Ok((contact, true))
 }
 
 #[cfg(test)]

@@ -1,20 +1,40 @@
-//! Merging two contacts of one project that turned out to be one person.
+//! Merging two contacts of one project that are one person: on a verified
+//! identity, or when an agent merges a pair of possible duplicates.
 
 use chrono::Utc;
-use entity::{chat, contact, visitor_alias};
+use entity::{chat, contact, contact_event};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
-use crate::domain::contacts::{location_of, set_location};
+use crate::domain::access::{ProjectAccess, Role};
+use crate::domain::contacts::{find_for_agent, location_of, set_location};
+use crate::domain::duplicates;
+use crate::domain::events::{ContactChangeKind, ContactChanges};
 use crate::domain::fields::{ContactField, FieldSource};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
-use crate::error::AppResult;
+use crate::domain::visitors;
+use crate::error::{AppError, AppResult};
 
-/// The outcome of a merge that happened.
+/// The outcome of a merge.
 pub struct Merged {
     pub survivor: contact::Model,
-    pub absorbed_id: uuid::Uuid,
+    pub absorbed_id: Uuid,
+}
+
+impl Merged {
+    /// What subscribers are told: the survivor merged, the other removed.
+    pub fn changes(&self) -> ContactChanges {
+        let mut changes = ContactChanges::default();
+        let project_id = self.survivor.project_id;
+        changes.record(project_id, self.survivor.id, ContactChangeKind::Merged);
+        changes.record(project_id, self.absorbed_id, ContactChangeKind::Deleted);
+        changes
+    }
 }
 
 /// Whether two contacts may be merged: never two different verified people.
@@ -27,109 +47,99 @@ pub fn may_merge(a: &contact::Model, b: &contact::Model) -> bool {
         }
 }
 
-/// Merges the newer of `a` and `b` into the older, inside the caller's
-/// transaction: chats and visitor ids move over, gaps in the older contact
-/// are filled from the newer, the newer is removed, and both sides are
-/// recorded. Returns `None` when the two may not be merged.
+/// Merges `source` into `target` inside the caller's transaction: the
+/// target's values win where set and the source fills the gaps, custom
+/// attributes join with the target winning, chats, visitors, history and
+/// possible duplicates move over, the source is removed, and both
+/// histories record the merge.
 pub async fn merge(
     txn: &impl ConnectionTrait,
-    a: contact::Model,
-    b: contact::Model,
+    target: contact::Model,
+    source: contact::Model,
     actor: Actor,
-) -> AppResult<Option<Merged>> {
-    if !may_merge(&a, &b) {
-        return Ok(None);
+) -> AppResult<Merged> {
+    if target.id == source.id {
+        return Err(AppError::bad_input(
+            "sourceId",
+            "a contact cannot be merged with itself",
+        ));
     }
-    let (survivor, absorbed) = if (a.created_at, a.id) <= (b.created_at, b.id) {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    if !may_merge(&target, &source) {
+        return Err(AppError::bad_input(
+            "sourceId",
+            "the two contacts are different verified people",
+        ));
+    }
 
-    // Chats and visitor ids first: deleting the absorbed contact cascades.
     chat::Entity::update_many()
-        .col_expr(chat::Column::ContactId, Expr::value(survivor.id))
-        .filter(chat::Column::ContactId.eq(absorbed.id))
+        .col_expr(chat::Column::ContactId, Expr::value(target.id))
+        .filter(chat::Column::ContactId.eq(source.id))
         .exec(txn)
         .await?;
-    visitor_alias::Entity::update_many()
-        .col_expr(visitor_alias::Column::ContactId, Expr::value(survivor.id))
-        .filter(visitor_alias::Column::ContactId.eq(absorbed.id))
+    visitors::move_to(txn, source.id, target.id).await?;
+    contact_event::Entity::update_many()
+        .col_expr(contact_event::Column::ContactId, Expr::value(target.id))
+        .filter(contact_event::Column::ContactId.eq(source.id))
         .exec(txn)
         .await?;
-    visitor_alias::ActiveModel {
-        project_id: Set(absorbed.project_id),
-        visitor_id: Set(absorbed.visitor_id.clone()),
-        contact_id: Set(survivor.id),
-        created_at: Set(Utc::now()),
-    }
-    .insert(txn)
-    .await?;
-    contact::Entity::delete_by_id(absorbed.id).exec(txn).await?;
+    duplicates::hand_over(txn, source.id, target.id).await?;
+    // Removed before the target takes over its identity: the external id
+    // is unique within the project.
+    contact::Entity::delete_by_id(source.id).exec(txn).await?;
 
     let mut changes = vec![FieldChange::new(
         "mergedContact",
         None,
-        Some(json!(absorbed.id.to_string())),
+        Some(json!(source.id.to_string())),
     )];
-    let mut sources = survivor.field_sources.clone();
-    let mut active: contact::ActiveModel = survivor.clone().into();
+    let mut sources = target.field_sources.clone();
+    let mut active: contact::ActiveModel = target.clone().into();
     for field in ContactField::ALL {
-        let (kept, offered) = match field {
-            ContactField::Name => (&survivor.name, &absorbed.name),
-            ContactField::Email => (&survivor.email, &absorbed.email),
-            ContactField::Phone => (&survivor.phone, &absorbed.phone),
-            ContactField::Company => (&survivor.company, &absorbed.company),
-        };
-        if kept.is_some() || offered.is_none() {
+        let offered = field.value_of(&source);
+        if field.value_of(&target).is_some() || offered.is_none() {
             continue;
         }
-        match field {
-            ContactField::Name => active.name = Set(offered.clone()),
-            ContactField::Email => active.email = Set(offered.clone()),
-            ContactField::Phone => active.phone = Set(offered.clone()),
-            ContactField::Company => active.company = Set(offered.clone()),
-        }
-        if let Some(source) = FieldSource::of(&absorbed.field_sources, field.as_str()) {
-            source.set(&mut sources, field.as_str());
+        field.set(&mut active, offered.map(str::to_owned));
+        if let Some(origin) = FieldSource::of(&source.field_sources, field.as_str()) {
+            origin.set(&mut sources, field.as_str());
         }
         changes.push(FieldChange::new(
             field.as_str(),
             None,
-            offered.clone().map(Value::String),
+            offered.map(|value| Value::String(value.to_owned())),
         ));
     }
-    let mut attributes = survivor.custom_attributes.clone();
+    let mut attributes = target.custom_attributes.clone();
     if let (Some(kept), Some(offered)) = (
         attributes.as_object_mut(),
-        absorbed.custom_attributes.as_object(),
+        source.custom_attributes.as_object(),
     ) {
         for (key, value) in offered {
             if !kept.contains_key(key) {
                 kept.insert(key.clone(), value.clone());
-                changes.push(FieldChange::new(
-                    format!("attributes.{key}"),
-                    None,
-                    Some(value.clone()),
-                ));
+                let source_key = format!("attributes.{key}");
+                if let Some(origin) = FieldSource::of(&source.field_sources, &source_key) {
+                    origin.set(&mut sources, &source_key);
+                }
+                changes.push(FieldChange::new(source_key, None, Some(value.clone())));
             }
         }
     }
-    if location_of(&survivor).is_none()
-        && let Some(location) = location_of(&absorbed)
+    if location_of(&target).is_none()
+        && let Some(location) = location_of(&source)
     {
         set_location(&mut active, Some(&location));
-        active.location_corrected = Set(absorbed.location_corrected);
+        active.location_corrected = Set(source.location_corrected);
         changes.push(FieldChange::new("location", None, Some(json!(location))));
     }
-    if survivor.external_id.is_none() && absorbed.external_id.is_some() {
-        active.external_id = Set(absorbed.external_id.clone());
+    if target.external_id.is_none() && source.external_id.is_some() {
+        active.external_id = Set(source.external_id.clone());
     }
-    if absorbed.last_seen_at > survivor.last_seen_at {
-        active.last_seen_at = Set(absorbed.last_seen_at);
-        active.last_ip = Set(absorbed.last_ip.clone());
+    if source.last_seen_at > target.last_seen_at {
+        active.last_seen_at = Set(source.last_seen_at);
+        active.last_ip = Set(source.last_ip.clone());
     }
-    active.first_seen_at = Set(survivor.first_seen_at.min(absorbed.first_seen_at));
+    active.first_seen_at = Set(target.first_seen_at.min(source.first_seen_at));
     active.custom_attributes = Set(attributes);
     active.field_sources = Set(sources);
     active.updated_at = Set(Utc::now());
@@ -146,8 +156,8 @@ pub async fn merge(
     .await?;
     history::record(
         txn,
-        absorbed.project_id,
-        absorbed.id,
+        source.project_id,
+        source.id,
         actor,
         EventKind::Merge,
         &[FieldChange::new(
@@ -157,8 +167,57 @@ pub async fn merge(
         )],
     )
     .await?;
-    Ok(Some(Merged {
-        absorbed_id: absorbed.id,
+    Ok(Merged {
+        absorbed_id: source.id,
         survivor,
-    }))
+    })
+}
+
+/// An agent merges `source_id` into `target_id`, two contacts of one of
+/// its projects.
+pub async fn merge_contacts(
+    db: &DatabaseConnection,
+    agent_id: Uuid,
+    target_id: Uuid,
+    source_id: Uuid,
+) -> AppResult<Merged> {
+    let (_, access) = find_for_agent(db, agent_id, target_id, Role::Agent).await?;
+    if target_id == source_id {
+        return Err(AppError::bad_input(
+            "sourceId",
+            "a contact cannot be merged with itself",
+        ));
+    }
+    let txn = db.begin().await?;
+    let (target, source) = lock_pair(&txn, &access, target_id, source_id).await?;
+    let merged = merge(&txn, target, source, Actor::Agent { agent_id }).await?;
+    txn.commit().await?;
+    Ok(merged)
+}
+
+/// Reads both contacts of the access's project, locked in id order on
+/// PostgreSQL so that two merges of the same contacts wait for each other.
+async fn lock_pair(
+    txn: &impl ConnectionTrait,
+    access: &ProjectAccess,
+    target_id: Uuid,
+    source_id: Uuid,
+) -> AppResult<(contact::Model, contact::Model)> {
+    let mut query = contact::Entity::find()
+        .filter(contact::Column::ProjectId.eq(access.project_id()))
+        .filter(contact::Column::Id.is_in([target_id, source_id]))
+        .order_by_asc(contact::Column::Id);
+    if txn.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_exclusive();
+    }
+    let mut found = query.all(txn).await?;
+    let position = |id| found.iter().position(|c: &contact::Model| c.id == id);
+    let target = position(target_id)
+        .map(|at| found.remove(at))
+        .ok_or(AppError::NotFound("contact"))?;
+    let source = found
+        .into_iter()
+        .find(|c| c.id == source_id)
+        .ok_or(AppError::NotFound("contact"))?;
+    Ok((target, source))
 }

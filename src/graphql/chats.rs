@@ -2,11 +2,12 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{chat, contact};
+use entity::chat;
 
 use crate::domain::chats::{self, ChatPolicy, ChatStart, ServerForwardedIp};
-use crate::domain::events::{ContactChangeKind, ContactChanged, Event};
+use crate::domain::fields::ContactField;
 use crate::domain::identity::IdentityClaim;
+use crate::domain::visitors::OwnAnswers;
 use crate::error::AppError;
 use crate::graphql::context::{request_origin, services};
 use crate::graphql::guards;
@@ -16,7 +17,8 @@ use crate::graphql::location::LocationView;
 pub struct StartChatInput {
     /// The project's public widget key.
     pub project_key: String,
-    /// The widget's id for this browser; a new one is made when absent.
+    /// The `visitorId` an earlier `startChat` returned to this browser. An
+    /// id the server did not issue for this project starts a new visitor.
     pub visitor_id: Option<String>,
     /// For a site's server starting a chat on a visitor's behalf: the
     /// visitor's address, with `secretKey` proving the caller.
@@ -37,24 +39,23 @@ pub struct VisitorIdentityInput {
     pub signature: Option<String>,
 }
 
-/// The visitor's own view of their contact.
+/// What the visitor itself gave (from this browser, or under the site's
+/// verified identity), never what an agent or another visitor stored.
 #[derive(SimpleObject)]
 pub struct VisitorContact {
-    pub visitor_id: String,
     pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
     pub company: Option<String>,
 }
 
-impl From<&contact::Model> for VisitorContact {
-    fn from(contact: &contact::Model) -> Self {
+impl From<&OwnAnswers> for VisitorContact {
+    fn from(own: &OwnAnswers) -> Self {
         VisitorContact {
-            visitor_id: contact.visitor_id.clone(),
-            name: contact.name.clone(),
-            email: contact.email.clone(),
-            phone: contact.phone.clone(),
-            company: contact.company.clone(),
+            name: own.field(ContactField::Name),
+            email: own.field(ContactField::Email),
+            phone: own.field(ContactField::Phone),
+            company: own.field(ContactField::Company),
         }
     }
 }
@@ -68,6 +69,9 @@ pub struct VisitorChat {
 #[derive(SimpleObject)]
 pub struct StartChatPayload {
     pub chat: VisitorChat,
+    /// This browser's credential: keep it and pass it to the next
+    /// `startChat`. Issued by the server; a secret like a token.
+    pub visitor_id: String,
     pub contact: VisitorContact,
     /// Grants access to this visitor's own contact form and nothing else.
     /// Shown once.
@@ -158,21 +162,14 @@ impl ChatMutation {
             },
         )
         .await?;
-        services.bus.publish(Event::ContactChanged(ContactChanged {
-            project_id: started.contact.project_id,
-            contact_id: started.contact.id,
-            kind: if started.contact_created {
-                ContactChangeKind::Created
-            } else {
-                ContactChangeKind::Updated
-            },
-        }));
+        services.bus.publish_contact_changes(started.changes);
         Ok(StartChatPayload {
             chat: VisitorChat {
                 id: ID(started.chat.id.to_string()),
                 started_at: started.chat.started_at,
             },
-            contact: VisitorContact::from(&started.contact),
+            visitor_id: started.visitor_id,
+            contact: VisitorContact::from(&started.own_answers),
             visitor_token: started.visitor_token,
         })
     }

@@ -14,9 +14,10 @@ use crate::domain::contact_list::{
     PageRequest, SortField,
 };
 use crate::domain::contacts::{self, ContactEdit, MAX_NESTED_PAGE, location_of};
-use crate::domain::events::Event;
+use crate::domain::events::{ContactChangeKind, ContactChanges, Event};
 use crate::domain::history;
 use crate::domain::ids::parse_id;
+use crate::domain::{duplicates, merge};
 use crate::graphql::chats::Chat;
 use crate::graphql::context::{project_access, require_agent, services};
 use crate::graphql::loaders::{FirstOf, Loaders};
@@ -32,10 +33,6 @@ impl Contact {
 
     async fn project_id(&self) -> ID {
         ID(self.0.project_id.to_string())
-    }
-
-    async fn visitor_id(&self) -> &str {
-        &self.0.visitor_id
     }
 
     async fn name(&self) -> Option<&str> {
@@ -111,6 +108,19 @@ impl Contact {
     async fn latest_chat(&self, ctx: &Context<'_>) -> Result<Option<Chat>> {
         let (chats, _) = first_chats(ctx, self.0.id, 1).await?;
         Ok(chats.into_iter().next().map(Chat))
+    }
+
+    /// Other contacts of the project with the same email or phone, which
+    /// may be the same person: merge them (`mergeContacts`) or dismiss the
+    /// pair (`dismissDuplicate`). At most 20.
+    async fn possible_duplicates(&self, ctx: &Context<'_>) -> Result<Vec<Contact>> {
+        let duplicates = ctx
+            .data::<Loaders>()?
+            .duplicates
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default();
+        Ok(duplicates.into_iter().map(Contact).collect())
     }
 
     /// Every recorded change to the contact, newest first.
@@ -398,7 +408,8 @@ impl ContactQuery {
 #[derive(InputObject)]
 pub struct UpdateContactInput {
     pub name: MaybeUndefined<String>,
-    /// Stored lower-cased; must not belong to another contact of the project.
+    /// Stored lower-cased. Another contact with the same email becomes a
+    /// possible duplicate.
     pub email: MaybeUndefined<String>,
     /// Stored in E.164; a national number is read in the contact's country.
     pub phone: MaybeUndefined<String>,
@@ -452,10 +463,49 @@ impl ContactMutation {
             contacts::find_for_agent(&services.db, agent.id, contact_id, Role::Agent).await?;
         let edited =
             contacts::update_contact(&services.db, &access, contact_id, input.into()).await?;
-        if let Some(change) = edited.change {
-            services.bus.publish(Event::ContactChanged(change));
-        }
+        services.bus.publish_contact_changes(edited.changes);
         Ok(Contact(edited.contact))
+    }
+
+    /// Merges `sourceId` into `targetId`: the target's values win where
+    /// set, the source fills the gaps, chats and history move over, and the
+    /// source is removed. Two contacts with different verified identities
+    /// cannot be merged.
+    async fn merge_contacts(
+        &self,
+        ctx: &Context<'_>,
+        target_id: ID,
+        source_id: ID,
+    ) -> Result<Contact> {
+        let agent = require_agent(ctx)?;
+        let services = services(ctx);
+        let target_id = parse_id(&target_id, "targetId")?;
+        let source_id = parse_id(&source_id, "sourceId")?;
+        let merged = merge::merge_contacts(&services.db, agent.id, target_id, source_id).await?;
+        services.bus.publish_contact_changes(merged.changes());
+        Ok(Contact(merged.survivor))
+    }
+
+    /// Says that two possible duplicates are different people; the pair is
+    /// no longer shown. Returns the first contact.
+    async fn dismiss_duplicate(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        other_id: ID,
+    ) -> Result<Contact> {
+        let agent = require_agent(ctx)?;
+        let services = services(ctx);
+        let contact_id = parse_id(&contact_id, "contactId")?;
+        let other_id = parse_id(&other_id, "otherId")?;
+        let (contact, access) =
+            contacts::find_for_agent(&services.db, agent.id, contact_id, Role::Agent).await?;
+        duplicates::dismiss(&services.db, &access, contact_id, other_id).await?;
+        let mut changes = ContactChanges::default();
+        changes.record(access.project_id(), contact_id, ContactChangeKind::Updated);
+        changes.record(access.project_id(), other_id, ContactChangeKind::Updated);
+        services.bus.publish_contact_changes(changes);
+        Ok(Contact(contact))
     }
 
     /// Deletes a contact and its chats; the deletion is recorded.

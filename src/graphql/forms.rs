@@ -5,7 +5,6 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, OneofObject, Result,
 use entity::form_question;
 
 use crate::domain::access::Role;
-use crate::domain::events::{ContactChangeKind, ContactChanged, Event};
 use crate::domain::fields::ContactField;
 use crate::domain::form_sync::{self, Answer};
 use crate::domain::forms::{self, QuestionChanges, QuestionKind, QuestionSpec, Target};
@@ -200,9 +199,11 @@ pub struct FormAnswerInput {
 
 #[derive(SimpleObject)]
 pub struct ContactForm {
-    /// Only the questions whose answer the contact still lacks.
+    /// Only the questions this visitor has not answered yet.
     pub questions: Vec<VisitorQuestion>,
     pub complete: bool,
+    /// What this visitor has given so far.
+    pub contact: VisitorContact,
 }
 
 #[derive(SimpleObject)]
@@ -228,10 +229,11 @@ impl FormQuery {
     /// For the visitor of a chat: the questions still to answer.
     async fn contact_form(&self, ctx: &Context<'_>) -> Result<ContactForm> {
         let visitor = require_visitor(ctx)?;
-        let pending = form_sync::pending_questions(&services(ctx).db, visitor.chat_id).await?;
+        let (own, pending) = form_sync::visitor_form(&services(ctx).db, visitor.chat_id).await?;
         Ok(ContactForm {
             complete: pending.is_empty(),
             questions: pending.into_iter().map(VisitorQuestion::from).collect(),
+            contact: VisitorContact::from(&own),
         })
     }
 }
@@ -327,26 +329,9 @@ impl FormMutation {
             })
             .collect();
         let outcome = form_sync::submit(&services.db, visitor.chat_id, answers).await?;
-        if let Some(absorbed) = outcome.merged {
-            services.bus.publish(Event::ContactChanged(ContactChanged {
-                project_id: visitor.project_id,
-                contact_id: absorbed,
-                kind: ContactChangeKind::Deleted,
-            }));
-        }
-        if outcome.changed {
-            services.bus.publish(Event::ContactChanged(ContactChanged {
-                project_id: visitor.project_id,
-                contact_id: outcome.contact.id,
-                kind: if outcome.merged.is_some() {
-                    ContactChangeKind::Merged
-                } else {
-                    ContactChangeKind::Updated
-                },
-            }));
-        }
+        services.bus.publish_contact_changes(outcome.changes);
         Ok(SubmitContactFormPayload {
-            contact: VisitorContact::from(&outcome.contact),
+            contact: VisitorContact::from(&outcome.own_answers),
             complete: outcome.remaining.is_empty(),
             remaining: outcome
                 .remaining

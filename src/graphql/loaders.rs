@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{chat, contact_event};
+use entity::{chat, contact, contact_event};
 use sea_orm::DatabaseConnection;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::contacts;
+use crate::domain::{contacts, duplicates};
 
 /// The first `first` rows of one contact's list, newest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -79,10 +79,25 @@ impl Loader<FirstOf> for HistoryLoader {
     }
 }
 
+/// A contact's possible duplicates, for a whole page of contacts at once.
+pub struct DuplicatesLoader {
+    db: DatabaseConnection,
+}
+
+impl Loader<uuid::Uuid> for DuplicatesLoader {
+    type Value = Vec<contact::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        Ok(duplicates::contacts_of_many(&self.db, keys).await?)
+    }
+}
+
 /// The loaders of the schema, built once with it.
 pub struct Loaders {
     pub chats: DataLoader<ChatsLoader>,
     pub history: DataLoader<HistoryLoader>,
+    pub duplicates: DataLoader<DuplicatesLoader>,
 }
 
 /// How long a batch waits for more keys after its first. The contacts of a
@@ -96,7 +111,9 @@ impl Loaders {
         Loaders {
             chats: DataLoader::new(ChatsLoader { db: db.clone() }, spawn_in_current_span)
                 .delay(BATCH_WINDOW),
-            history: DataLoader::new(HistoryLoader { db }, spawn_in_current_span)
+            history: DataLoader::new(HistoryLoader { db: db.clone() }, spawn_in_current_span)
+                .delay(BATCH_WINDOW),
+            duplicates: DataLoader::new(DuplicatesLoader { db }, spawn_in_current_span)
                 .delay(BATCH_WINDOW),
         }
     }

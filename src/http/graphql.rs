@@ -192,7 +192,7 @@ async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> Result<Viewer
         chats::authenticate_visitor(db, token)
             .await
             .map(|found| Viewer {
-                visitor: found.map(|(chat, _)| VisitorSession {
+                visitor: found.map(|chat| VisitorSession {
                     chat_id: chat.id,
                     project_id: chat.project_id,
                 }),

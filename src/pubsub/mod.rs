@@ -6,7 +6,7 @@ use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::domain::events::Event;
+use crate::domain::events::{ContactChanges, Event};
 
 mod postgres;
 pub use postgres::PgNotifyBus;
@@ -16,6 +16,13 @@ pub trait EventBus: Send + Sync {
     fn publish(&self, event: Event);
     /// Every event published from now on.
     fn subscribe(&self) -> BoxStream<'static, Event>;
+
+    /// Announces every contact change an operation made.
+    fn publish_contact_changes(&self, changes: ContactChanges) {
+        for change in changes {
+            self.publish(Event::ContactChanged(change));
+        }
+    }
 }
 
 /// Delivers events to subscribers of this process only.

@@ -45,6 +45,8 @@ const NOT_FOUND: Outcome = E("NOT_FOUND");
 struct Ids {
     project: String,
     contact: String,
+    /// Another contact of the project, a possible duplicate of `contact`.
+    other_contact: String,
     member_agent: String,
     public_key: String,
     newcomer_email: String,
@@ -339,6 +341,22 @@ fn table() -> Vec<Row> {
             true,
         ),
         row(
+            "mergeContacts",
+            Mutation,
+            "mutation($c: ID!, $o: ID!) { mergeContacts(targetId: $c, sourceId: $o) { id } }",
+            |ids| json!({"c": ids.contact, "o": ids.other_contact}),
+            member_only,
+            true,
+        ),
+        row(
+            "dismissDuplicate",
+            Mutation,
+            "mutation($c: ID!, $o: ID!) { dismissDuplicate(contactId: $c, otherId: $o) { id } }",
+            |ids| json!({"c": ids.contact, "o": ids.other_contact}),
+            member_only,
+            true,
+        ),
+        row(
             "deleteContact",
             Mutation,
             "mutation($c: ID!) { deleteContact(id: $c) { deletedContactId } }",
@@ -445,6 +463,30 @@ async fn fixture(app: &TestApp, cast: &Cast) -> Fixture {
         .await
         .unwrap()
         .expect("the visitor's contact");
+    // A second visitor; the same email makes the two possible duplicates.
+    app.graphql(
+        None,
+        "mutation($k: String!) { startChat(input: {projectKey: $k}) { visitorToken } }",
+        json!({"k": key}),
+    )
+    .await;
+    let other_contact = contact::Entity::find()
+        .filter(contact::Column::ProjectId.eq(project.parse::<Uuid>().unwrap()))
+        .filter(contact::Column::Id.ne(contact.id))
+        .one(&app.app_services.db)
+        .await
+        .unwrap()
+        .expect("the second visitor's contact");
+    for id in [contact.id, other_contact.id] {
+        let edited = app
+            .graphql(
+                Some(&cast.admin.token),
+                "mutation($c: ID!) { updateContact(id: $c, input: {email: \"same@example.com\"}) { id } }",
+                json!({"c": id.to_string()}),
+            )
+            .await;
+        assert!(edited["errors"].is_null(), "{edited}");
+    }
     let question = app
         .graphql(
             Some(&cast.admin.token),
@@ -484,6 +526,7 @@ async fn fixture(app: &TestApp, cast: &Cast) -> Fixture {
         ids: Ids {
             project,
             contact: contact.id.to_string(),
+            other_contact: other_contact.id.to_string(),
             member_agent: cast.member.id.clone(),
             public_key: key,
             newcomer_email: cast.newcomer.email.clone(),
@@ -500,6 +543,7 @@ fn missing(ids: &Ids) -> Ids {
     Ids {
         project: Uuid::now_v7().to_string(),
         contact: Uuid::now_v7().to_string(),
+        other_contact: Uuid::now_v7().to_string(),
         question: Uuid::now_v7().to_string(),
         export_job: Uuid::now_v7().to_string(),
         notification: Uuid::now_v7().to_string(),

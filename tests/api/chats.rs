@@ -10,11 +10,11 @@ use crate::geo_fixture::{
 };
 use crate::helpers::{TestAgent, TestApp, error_code, public_key, spawn_app, spawn_app_with};
 
-const START: &str = "mutation($input: StartChatInput!) { startChat(input: $input) {
-    visitorToken chat { id startedAt } contact { visitorId name email } } }";
+const START: &str = "mutation($i: StartChatInput!) { startChat(input: $i) {
+    visitorId visitorToken chat { id startedAt } contact { name email } } }";
 
 const CONTACT: &str = "query($id: ID!) { contact(id: $id) {
-    id visitorId lastIp locationCorrected firstSeenAt lastSeenAt
+    id lastIp locationCorrected firstSeenAt lastSeenAt
     location { countryCode countryName stateName stateCode provinceName provinceCode city
                postalCode timeZone latitude longitude accuracyRadiusKm }
     chats { id ip userAgent location { countryCode city } } } }";
@@ -43,11 +43,11 @@ async fn geo_app(
 
 async fn start_from(app: &TestApp, key: &str, visitor: &str, ip: &str) -> Value {
     let body = app
-        .graphql_with_headers(
-            None,
+        .start_chat_as(
+            visitor,
             &[("x-forwarded-for", ip), ("user-agent", "TestBrowser/1.0")],
             START,
-            json!({"input": {"projectKey": key, "visitorId": visitor}}),
+            json!({"projectKey": key}),
         )
         .await;
     assert!(body["errors"].is_null(), "{body}");
@@ -55,13 +55,7 @@ async fn start_from(app: &TestApp, key: &str, visitor: &str, ip: &str) -> Value 
 }
 
 async fn contact_by_visitor(app: &TestApp, visitor: &str) -> contact::Model {
-    contact::Entity::find()
-        .all(&app.app_services.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.visitor_id == visitor)
-        .expect("the visitor's contact")
+    app.contact_of_browser(visitor).await
 }
 
 async fn contact_view(app: &TestApp, agent: &TestAgent, visitor: &str) -> Value {
@@ -79,7 +73,7 @@ async fn a_spanish_visitor_gets_country_state_province_and_every_field() {
     let started = start_from(&app, &key, "visitor-es", SPAIN_MALAGA_IP).await;
     let payload = &started["data"]["startChat"];
     assert!(payload["visitorToken"].as_str().unwrap().starts_with("vt_"));
-    assert_eq!(payload["contact"]["visitorId"], "visitor-es");
+    assert!(payload["visitorId"].as_str().unwrap().starts_with("v_"));
 
     let contact = contact_view(&app, &admin, "visitor-es").await;
     assert_eq!(
@@ -193,12 +187,20 @@ async fn forwarding_headers_are_used_only_from_trusted_proxies() {
 #[tokio::test]
 async fn fifty_parallel_starts_for_one_visitor_make_one_contact_and_fifty_chats() {
     let (app, _, _, key) = geo_app(|_| {}).await;
+    start_from(&app, &key, "same-visitor", SPAIN_MALAGA_IP).await;
     let starts = (0..50).map(|_| start_from(&app, &key, "same-visitor", SPAIN_MALAGA_IP));
     let answers = futures_util::future::join_all(starts).await;
     assert_eq!(answers.len(), 50);
     let db = &app.app_services.db;
     assert_eq!(contact::Entity::find().count(db).await.unwrap(), 1);
-    assert_eq!(chat::Entity::find().count(db).await.unwrap(), 50);
+    assert_eq!(chat::Entity::find().count(db).await.unwrap(), 51);
+    let credential = app.visitor_credential("same-visitor").unwrap();
+    assert!(
+        answers
+            .iter()
+            .all(|a| a["data"]["startChat"]["visitorId"] == credential.as_str()),
+        "a known visitor keeps its credential"
+    );
     let tokens: std::collections::HashSet<_> = answers
         .iter()
         .map(|a| {
@@ -239,7 +241,7 @@ async fn a_bad_project_key_gets_a_clear_code_and_writes_nothing() {
             .graphql(
                 None,
                 START,
-                json!({"input": {"projectKey": key, "visitorId": "v1"}}),
+                json!({"i": {"projectKey": key, "visitorId": "v1"}}),
             )
             .await;
         assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
@@ -250,26 +252,54 @@ async fn a_bad_project_key_gets_a_clear_code_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn a_malformed_visitor_id_is_bad_input() {
+async fn visitor_ids_are_issued_by_the_server_and_unknown_ones_start_a_new_visitor() {
     let (app, _, _, key) = geo_app(|_| {}).await;
-    let body = app
+    let first = app
+        .graphql(None, START, json!({"i": {"projectKey": key}}))
+        .await;
+    let issued = first["data"]["startChat"]["visitorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(issued.starts_with("v_") && issued.len() >= 40, "{first}");
+    // 32 random bytes: at least 128 bits, as the trust model asks.
+    assert!(issued.len() - 2 >= 22);
+    // An id the server never issued quietly starts a visitor of its own.
+    for made_up in ["browser-123", "no spaces please", "v_notissued"] {
+        let body = app
+            .graphql(
+                None,
+                START,
+                json!({"i": {"projectKey": key, "visitorId": made_up}}),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+        let given = body["data"]["startChat"]["visitorId"].as_str().unwrap();
+        assert_ne!(given, made_up);
+        assert_ne!(given, issued);
+    }
+    assert_eq!(
+        contact::Entity::find()
+            .count(&app.app_services.db)
+            .await
+            .unwrap(),
+        4
+    );
+    // Only a hash of the credential is stored.
+    let stored = entity::visitor::Entity::find()
+        .all(&app.app_services.db)
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|v| !v.key_hash.contains(&issued)));
+    let too_long = app
         .graphql(
             None,
             START,
-            json!({"input": {"projectKey": key, "visitorId": "no spaces please"}}),
+            json!({"i": {"projectKey": key, "visitorId": "x".repeat(500)}}),
         )
         .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT");
-    assert_eq!(body["errors"][0]["extensions"]["field"], "visitorId");
-    let generated = app
-        .graphql(None, START, json!({"input": {"projectKey": key}}))
-        .await;
-    assert!(
-        generated["data"]["startChat"]["contact"]["visitorId"]
-            .as_str()
-            .unwrap()
-            .starts_with("v_")
-    );
+    assert_eq!(error_code(&too_long), "BAD_USER_INPUT");
+    assert_eq!(too_long["errors"][0]["extensions"]["field"], "visitorId");
 }
 
 #[tokio::test]
@@ -288,9 +318,9 @@ async fn a_server_may_pass_the_visitor_ip_with_the_secret_key() {
         .as_str()
         .unwrap()
         .to_owned();
-    let input = |secret: Option<&str>| json!({"input": {"projectKey": key, "visitorId": "server-side", "visitorIp": SPAIN_MALAGA_IP, "secretKey": secret}});
+    let input = |secret: Option<&str>| json!({"projectKey": key, "visitorIp": SPAIN_MALAGA_IP, "secretKey": secret});
     for (wrong, code) in [(Some("sk_wrong"), "FORBIDDEN"), (None, "BAD_USER_INPUT")] {
-        let body = app.graphql(None, START, input(wrong)).await;
+        let body = app.graphql(None, START, json!({"i": input(wrong)})).await;
         assert_eq!(error_code(&body), code, "{body}");
     }
     assert_eq!(
@@ -301,7 +331,9 @@ async fn a_server_may_pass_the_visitor_ip_with_the_secret_key() {
         0
     );
 
-    let body = app.graphql(None, START, input(Some(&secret))).await;
+    let body = app
+        .start_chat_as("server-side", &[], START, input(Some(&secret)))
+        .await;
     assert!(body["errors"].is_null(), "{body}");
     assert_eq!(
         contact_view(&app, &admin, "server-side").await["location"]["provinceName"],

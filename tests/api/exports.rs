@@ -91,7 +91,6 @@ async fn scene(app: &TestApp, inside: usize) -> Scene {
         rows.push(contact::ActiveModel {
             id: Set(id),
             project_id: Set(project),
-            visitor_id: Set(format!("visitor-{n}")),
             name: Set(Some(if n == 0 {
                 "=HYPERLINK(\"evil\")".into()
             } else {

@@ -7,7 +7,7 @@
 use std::fmt::Debug;
 
 use entity::{
-    chat, contact, contact_event, export_job, form_question, project_allowed_origin, visitor_alias,
+    chat, contact, contact_event, export_job, form_question, project_allowed_origin, visitor,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -127,7 +127,7 @@ async fn row_counts(app: &TestApp) -> [u64; 7] {
             .count(db)
             .await
             .unwrap(),
-        visitor_alias::Entity::find().count(db).await.unwrap(),
+        visitor::Entity::find().count(db).await.unwrap(),
     ]
 }
 
@@ -420,7 +420,7 @@ async fn start_chat_inputs_get_a_clear_answer() {
                 &f,
                 None,
                 &headers,
-                "mutation($i: StartChatInput!) { startChat(input: $i) { visitorToken contact { visitorId name email } } }",
+                "mutation($i: StartChatInput!) { startChat(input: $i) { visitorId visitorToken contact { name email } } }",
                 json!({"i": input}),
             ))
         },

@@ -93,6 +93,9 @@ pub struct TestApp {
     _data_dir: Arc<TempDir>,
     /// Folders of fixtures the app reads, removed with the app.
     pub fixture_dirs: Vec<TempDir>,
+    /// The visitor credentials the server issued, by the test's name for
+    /// each browser, with the project key they were issued for.
+    visitors: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -159,6 +162,7 @@ async fn start(
         _database: database,
         _data_dir: data_dir,
         fixture_dirs: Vec::new(),
+        visitors: Default::default(),
         stop: Some(stop),
         stopped: Some(stopped),
     }
@@ -278,6 +282,75 @@ impl TestApp {
         }
         let response = request.send().await.expect("request sent");
         response.json().await.expect("a JSON body")
+    }
+
+    /// Starts a chat as the browser the test calls `browser`, the way a
+    /// widget does: the first time without an id, later with the
+    /// `visitorId` the server issued. `query` takes the input as `$i` and
+    /// must select `startChat { visitorId }`; `input` names the project.
+    pub async fn start_chat_as(
+        &self,
+        browser: &str,
+        headers: &[(&str, &str)],
+        query: &str,
+        mut input: Value,
+    ) -> Value {
+        let project_key = input["projectKey"].as_str().unwrap_or_default().to_owned();
+        if let Some(credential) = self.visitor_credential(browser) {
+            input["visitorId"] = json!(credential);
+        }
+        let body = self
+            .graphql_with_headers(None, headers, query, json!({ "i": input }))
+            .await;
+        if let Some(issued) = body["data"]["startChat"]["visitorId"].as_str() {
+            self.visitors
+                .lock()
+                .expect("visitor book")
+                .insert(browser.to_owned(), (issued.to_owned(), project_key));
+        }
+        body
+    }
+
+    /// The credential the server issued to the browser `browser`.
+    pub fn visitor_credential(&self, browser: &str) -> Option<String> {
+        self.visitors
+            .lock()
+            .expect("visitor book")
+            .get(browser)
+            .map(|(credential, _)| credential.clone())
+    }
+
+    /// The contact the browser `browser` belongs to now.
+    pub async fn contact_of_browser(&self, browser: &str) -> entity::contact::Model {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let (credential, project_key) = self
+            .visitors
+            .lock()
+            .expect("visitor book")
+            .get(browser)
+            .cloned()
+            .unwrap_or_else(|| panic!("no chat started as {browser}"));
+        let db = &self.app_services.db;
+        let project = entity::project::Entity::find()
+            .filter(entity::project::Column::PublicKey.eq(project_key))
+            .one(db)
+            .await
+            .unwrap()
+            .expect("the project");
+        let visitor =
+            entity::visitor::Entity::find()
+                .filter(entity::visitor::Column::KeyHash.eq(
+                    contacts::domain::visitors::browser_key(project.id, &credential),
+                ))
+                .one(db)
+                .await
+                .unwrap()
+                .expect("the browser's visitor");
+        entity::contact::Entity::find_by_id(visitor.contact_id)
+            .one(db)
+            .await
+            .unwrap()
+            .expect("the browser's contact")
     }
 
     /// Creates an agent directly and logs it in over HTTP.

@@ -194,7 +194,7 @@ async fn members_see_contacts_created_and_updated_by_the_form() {
     send(
         &mut socket,
         json!({"id": "c", "type": "subscribe", "payload": {
-            "query": "subscription($p: ID!) { contactUpdated(projectId: $p) { kind contactId contact { visitorId email } } }",
+            "query": "subscription($p: ID!) { contactUpdated(projectId: $p) { kind contactId contact { id email } } }",
             "variables": {"p": project_id},
         }}),
     )
@@ -214,8 +214,8 @@ async fn members_see_contacts_created_and_updated_by_the_form() {
         "{created}"
     );
     assert_eq!(
-        created["payload"]["data"]["contactUpdated"]["contact"]["visitorId"],
-        "watched"
+        created["payload"]["data"]["contactUpdated"]["contact"]["id"],
+        created["payload"]["data"]["contactUpdated"]["contactId"]
     );
 
     let token = started["data"]["startChat"]["visitorToken"]
