@@ -15,6 +15,7 @@ mod limits;
 mod projects;
 mod schema;
 mod subscriptions;
+mod visitor_trust;
 
 #[allow(dead_code)]
 #[path = "../support/geo_fixture.rs"]
