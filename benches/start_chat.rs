@@ -52,18 +52,21 @@ async fn main() {
     let started = Instant::now();
     let per_client = requests / CLIENTS;
     let tasks: Vec<_> = (0..CLIENTS)
-        .map(|client_no| {
+        .map(|_| {
             let client = client.clone();
             let url = url.clone();
             let key = project.public_key.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(per_client);
+                // The credentials the server issued, as each visitor's widget
+                // keeps them: the first round creates contacts, later rounds
+                // find them.
+                let mut credentials: Vec<Option<String>> = vec![None; VISITORS_PER_CLIENT];
                 for n in 0..per_client {
-                    // The first round creates contacts, later rounds find them.
-                    let visitor = format!("bench-{client_no}-{}", n % VISITORS_PER_CLIENT);
+                    let visitor = n % VISITORS_PER_CLIENT;
                     let body = json!({
-                        "query": "mutation($i: StartChatInput!) { startChat(input: $i) { visitorToken } }",
-                        "variables": {"i": {"projectKey": key, "visitorId": visitor}},
+                        "query": "mutation($i: StartChatInput!) { startChat(input: $i) { visitorId visitorToken } }",
+                        "variables": {"i": {"projectKey": key, "visitorId": credentials[visitor]}},
                     });
                     let sent = Instant::now();
                     let response = client
@@ -76,6 +79,9 @@ async fn main() {
                     let answer: serde_json::Value = response.json().await.expect("JSON");
                     assert!(answer["errors"].is_null(), "{answer}");
                     latencies.push(sent.elapsed());
+                    credentials[visitor] = answer["data"]["startChat"]["visitorId"]
+                        .as_str()
+                        .map(str::to_owned);
                 }
                 latencies
             })
