@@ -12,9 +12,12 @@ mod hardening;
 mod health;
 mod helpers;
 mod limits;
+mod parse_bombs;
 mod projects;
 mod schema;
+mod server_process;
 mod subscriptions;
+mod websocket_protocol;
 
 #[allow(dead_code)]
 #[path = "../support/geo_fixture.rs"]

@@ -224,17 +224,13 @@ impl Connection {
                 .await
             }
             OperationEvent::Failed(errors) => {
-                self.operations.stop(&id);
                 self.send(ServerMessage::Error {
                     id: &id,
                     errors: &errors,
                 })
                 .await
             }
-            OperationEvent::Done => {
-                self.operations.stop(&id);
-                self.send(ServerMessage::Complete { id: &id }).await
-            }
+            OperationEvent::Done => self.send(ServerMessage::Complete { id: &id }).await,
         }
     }
 
