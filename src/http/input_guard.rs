@@ -13,8 +13,8 @@ use serde_json::Value;
 pub const MAX_NESTING: usize = 64;
 
 /// Names, punctuators, numbers and strings in one document. The standard
-/// introspection query has about 300, the largest example of the README
-/// fewer than 100.
+/// introspection query has about 150, the largest example of the README
+/// about 120.
 pub const MAX_TOKENS: usize = 4_000;
 
 /// Arrays and objects in variables (and extensions) nest at most this deep,

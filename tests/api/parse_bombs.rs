@@ -180,7 +180,8 @@ async fn a_variable_default_2000_deep_is_refused() {
 async fn nesting_at_the_limit_is_served_and_one_level_more_is_refused() {
     let mut target = target().await;
     // `{` and `(` count: 62 more levels reach the limit of 64.
-    let shapes: [(&str, fn(usize) -> String); 3] = [
+    type QueryNestedBy = fn(usize) -> String;
+    let shapes: [(&str, QueryNestedBy); 3] = [
         ("list", |depth| {
             format!("{{ __typename(a: {}) }}", nested("[", "1", "]", depth))
         }),
@@ -356,4 +357,48 @@ async fn nul_over_a_websocket_is_refused_as_over_http_and_nothing_is_stored() {
     assert_socket_still_serves(&mut socket).await;
     assert_eq!(target.chats().await, before);
     target.assert_still_serving().await;
+}
+
+/// The guard's refusals all name a limit of the guard, or NUL.
+fn is_guard_refusal(error: &Value) -> bool {
+    let message = error["message"].as_str().unwrap_or_default();
+    [
+        "64 levels",
+        "4000 tokens",
+        "32 levels",
+        "10000 values",
+        "NUL",
+    ]
+    .iter()
+    .any(|limit| message.contains(limit))
+}
+
+#[tokio::test]
+async fn the_standard_introspection_query_passes_the_input_guard() {
+    let app = spawn_app().await;
+    let agent = app.agent("ana").await;
+    let query = include_str!("../support/introspection_query.graphql");
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({"query": query}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let errors = body["errors"].as_array().cloned().unwrap_or_default();
+    assert!(!errors.iter().any(is_guard_refusal), "{body}");
+
+    let mut socket = connect_as(&app.ws_url(), MODERN, &agent.token).await;
+    subscribe(&mut socket, "schema", query, json!({})).await;
+    let result = subscriptions::next(&mut socket).await.unwrap();
+    let errors = match result["type"].as_str() {
+        Some("error") => result["payload"].as_array().cloned().unwrap_or_default(),
+        _ => result["payload"]["errors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    };
+    assert!(!errors.iter().any(is_guard_refusal), "{result}");
 }
