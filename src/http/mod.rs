@@ -4,6 +4,9 @@ pub mod cors;
 mod downloads;
 mod graphql;
 mod health;
+mod input_guard;
+mod request_pipeline;
+mod websocket;
 
 use std::sync::Arc;
 

@@ -12,10 +12,13 @@ mod hardening;
 mod health;
 mod helpers;
 mod limits;
+mod parse_bombs;
 mod projects;
 mod schema;
+mod server_process;
 mod subscriptions;
 mod visitor_trust;
+mod websocket_protocol;
 
 #[allow(dead_code)]
 #[path = "../support/geo_fixture.rs"]

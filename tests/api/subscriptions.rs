@@ -12,10 +12,15 @@ use crate::helpers::{TestApp, spawn_app};
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub const MODERN: &str = "graphql-transport-ws";
-const LEGACY: &str = "graphql-ws";
+pub const LEGACY: &str = "graphql-ws";
 
 pub async fn connect(app: &TestApp, protocol: &str) -> Socket {
-    let mut request = app.ws_url().into_client_request().unwrap();
+    connect_to(&app.ws_url(), protocol).await
+}
+
+/// A websocket to `url` (`ws://host:port/graphql`) speaking `protocol`.
+pub async fn connect_to(url: &str, protocol: &str) -> Socket {
+    let mut request = url.into_client_request().unwrap();
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
@@ -53,6 +58,39 @@ pub async fn next(socket: &mut Socket) -> Result<Value, String> {
             Some(Ok(other)) => return Err(format!("unexpected {other:?}")),
             Some(Err(error)) => return Err(format!("error: {error}")),
             None => return Err("closed".into()),
+        }
+    }
+}
+
+/// A connection acknowledged for the agent holding `token`.
+pub async fn connect_as(url: &str, protocol: &str, token: &str) -> Socket {
+    let mut socket = connect_to(url, protocol).await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}}),
+    )
+    .await;
+    let ack = next(&mut socket).await;
+    assert_eq!(
+        ack.as_ref().map(|ack| &ack["type"]),
+        Ok(&json!("connection_ack")),
+        "{ack:?}"
+    );
+    socket
+}
+
+/// The code of the close frame that ends the connection, after any
+/// keep-alives; panics on any other message or an end without a frame.
+pub async fn close_code(socket: &mut Socket) -> u16 {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("the connection ends within 30 s");
+        match message {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Text(text))) if text.contains(r#""type":"ka""#) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
         }
     }
 }

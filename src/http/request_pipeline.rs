@@ -1,0 +1,77 @@
+//! The one way from a request as a client sent it, over HTTP or a websocket, to an `async_graphql::Request` ready to execute.
+
+use async_graphql::{ErrorExtensionValues, ServerError, Variables};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::input_guard::{self, InputRefusal};
+use crate::domain::origins::BrowserOrigin;
+use crate::graphql::context::{RequestOrigin, Viewer};
+
+/// A GraphQL request as JSON: the body of a POST, the payload of a
+/// websocket `subscribe` or `start`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawRequest {
+    pub query: String,
+    #[serde(default)]
+    pub operation_name: Option<String>,
+    #[serde(default)]
+    pub variables: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub extensions: Option<Map<String, Value>>,
+}
+
+/// Who is calling and from where, as the transport established it.
+#[derive(Clone, Default)]
+pub struct Caller {
+    pub viewer: Viewer,
+    pub origin: RequestOrigin,
+    pub browser_origin: BrowserOrigin,
+}
+
+/// Applies the input guard, then hands the caller to the resolvers.
+pub fn prepare_request(
+    raw: RawRequest,
+    caller: Caller,
+) -> Result<async_graphql::Request, InputRefusal> {
+    input_guard::check_document(&raw.query)?;
+    if raw
+        .operation_name
+        .as_deref()
+        .is_some_and(|name| name.contains('\0'))
+    {
+        return Err(InputRefusal::Nul);
+    }
+    let variables = raw.variables.map(Value::Object);
+    let extensions = raw.extensions.map(Value::Object);
+    input_guard::check_json(variables.iter().chain(extensions.iter()))?;
+
+    let mut request = async_graphql::Request::new(raw.query);
+    if let Some(name) = raw.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = variables {
+        request = request.variables(Variables::from_json(variables));
+    }
+    if let Some(Value::Object(extensions)) = extensions {
+        for (name, value) in extensions {
+            if let Ok(value) = async_graphql::Value::from_json(value) {
+                request.extensions.0.insert(name, value);
+            }
+        }
+    }
+    Ok(request
+        .data(caller.viewer)
+        .data(caller.origin)
+        .data(caller.browser_origin))
+}
+
+/// The refusal as a GraphQL error, coded like every other client mistake.
+pub fn refusal_error(refusal: InputRefusal) -> ServerError {
+    let mut error = ServerError::new(refusal.to_string(), None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", "BAD_USER_INPUT");
+    error.extensions = Some(extensions);
+    error
+}

@@ -1,0 +1,252 @@
+//! One websocket connection: the handshake, then its operations, until either side ends it.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::connection_init::{InitRefusal, authenticate_connection, still_live};
+use super::operations::{MAX_OPERATIONS, OperationEvent, Operations};
+use super::protocol::{ClientMessage, CloseReason, Protocol, ServerMessage};
+use crate::graphql::AppSchema;
+use crate::http::request_pipeline::{Caller, RawRequest, prepare_request, refusal_error};
+
+/// How long a client has to send `connection_init`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a legacy connection hears `ka`, so that proxies keep it open
+/// and the client knows the server is there.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(12);
+
+/// What a connection starts with, captured at the upgrade.
+pub struct Setup {
+    pub protocol: Protocol,
+    pub schema: AppSchema,
+    pub db: DatabaseConnection,
+    /// The client address and browser origin; the viewer comes with
+    /// `connection_init`.
+    pub caller: Caller,
+    pub shutdown: CancellationToken,
+}
+
+/// How the connection ends.
+enum End {
+    /// The server closes it, with this code.
+    Close(CloseReason),
+    /// The client left, or the socket broke.
+    Gone,
+}
+
+struct Connection {
+    setup: Setup,
+    sink: SplitSink<WebSocket, Message>,
+    /// Set by an accepted `connection_init`.
+    acknowledged: bool,
+    operations: Operations,
+}
+
+pub async fn serve(socket: WebSocket, setup: Setup) {
+    let (sink, incoming) = socket.split();
+    let mut connection = Connection {
+        setup,
+        sink,
+        acknowledged: false,
+        operations: Operations::default(),
+    };
+    let end = connection.run(incoming).await;
+    if let End::Close(reason) = end {
+        let frame = CloseFrame {
+            code: reason.code(),
+            reason: reason.reason().into_owned().into(),
+        };
+        let _ = connection.sink.send(Message::Close(Some(frame))).await;
+    }
+    let _ = connection.sink.close().await;
+}
+
+impl Connection {
+    async fn run(&mut self, mut incoming: SplitStream<WebSocket>) -> End {
+        let shutdown = self.setup.shutdown.clone();
+        let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+        tokio::pin!(init_deadline);
+        let mut keep_alive = tokio::time::interval(KEEP_ALIVE_INTERVAL);
+        let sends_keep_alive = self.setup.protocol == Protocol::Legacy;
+        loop {
+            let step = tokio::select! {
+                _ = shutdown.cancelled() => Err(End::Close(CloseReason::GoingAway)),
+                _ = &mut init_deadline, if !self.acknowledged => {
+                    Err(End::Close(CloseReason::InitTimeout))
+                }
+                _ = keep_alive.tick(), if sends_keep_alive && self.acknowledged => {
+                    self.send(ServerMessage::KeepAlive).await
+                }
+                (id, event) = self.operations.next() => self.on_event(id, event).await,
+                message = incoming.next() => match message {
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                    Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
+                        Ok(text) => self.on_text(text).await,
+                        Err(_) => Err(End::Close(CloseReason::BadMessage)),
+                    },
+                    // Pings are answered by the websocket layer itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                    Some(Ok(Message::Close(_))) | None => Err(End::Gone),
+                    Some(Err(error)) if is_too_big(&error) => Err(End::Close(CloseReason::TooBig)),
+                    Some(Err(_)) => Err(End::Gone),
+                },
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        let Some(message) = ClientMessage::parse(self.setup.protocol, text) else {
+            return Err(End::Close(CloseReason::BadMessage));
+        };
+        match message {
+            ClientMessage::ConnectionInit { payload } => self.on_init(payload).await,
+            ClientMessage::Subscribe { id, request } => self.on_subscribe(id, request).await,
+            ClientMessage::Stop { id } => {
+                let stopped = self.operations.stop(&id);
+                // The legacy protocol confirms a stop; graphql-transport-ws
+                // sends nothing more for that id.
+                if stopped && self.setup.protocol == Protocol::Legacy {
+                    self.send(ServerMessage::Complete { id: &id }).await?;
+                }
+                Ok(())
+            }
+            ClientMessage::Ping { payload } => self.send(ServerMessage::Pong { payload }).await,
+            ClientMessage::Pong => Ok(()),
+            ClientMessage::Terminate => Err(End::Gone),
+        }
+    }
+
+    async fn on_init(&mut self, payload: Option<serde_json::Value>) -> Result<(), End> {
+        if self.acknowledged {
+            return Err(End::Close(CloseReason::TooManyInits));
+        }
+        match authenticate_connection(&self.setup.db, payload.as_ref()).await {
+            Ok(viewer) => {
+                self.setup.caller.viewer = viewer;
+                self.acknowledged = true;
+                // A legacy client hears its first `ka` at once, from the
+                // keep-alive timer.
+                self.send(ServerMessage::ConnectionAck).await
+            }
+            Err(refusal) => {
+                let (code, message, close) = match refusal {
+                    InitRefusal::NoLiveToken => (
+                        "UNAUTHENTICATED",
+                        "a valid agent token is required",
+                        CloseReason::Forbidden,
+                    ),
+                    InitRefusal::Unavailable => {
+                        ("INTERNAL", "try again later", CloseReason::Unavailable)
+                    }
+                };
+                if self.setup.protocol == Protocol::Legacy {
+                    let payload = json!({"message": message, "extensions": {"code": code}});
+                    self.send(ServerMessage::ConnectionError { payload })
+                        .await?;
+                }
+                Err(End::Close(close))
+            }
+        }
+    }
+
+    async fn on_subscribe(&mut self, id: String, raw: RawRequest) -> Result<(), End> {
+        if !self.acknowledged {
+            return Err(End::Close(CloseReason::Unauthorized));
+        }
+        if self.operations.contains(&id) {
+            return Err(End::Close(CloseReason::DuplicateId(id)));
+        }
+        self.recheck_token().await?;
+        if self.operations.is_full() {
+            let error = async_graphql::ServerError::new(
+                format!("at most {MAX_OPERATIONS} operations may run at once on one connection"),
+                None,
+            );
+            let response = crate::graphql::errors::tag_request_errors(
+                async_graphql::Response::from_errors(vec![error]),
+            );
+            return self
+                .send(ServerMessage::Error {
+                    id: &id,
+                    errors: &response.errors,
+                })
+                .await;
+        }
+        match prepare_request(raw, self.setup.caller.clone()) {
+            Ok(request) => {
+                self.operations.start(&self.setup.schema, id, request);
+                Ok(())
+            }
+            Err(refusal) => {
+                let errors = [refusal_error(refusal)];
+                self.send(ServerMessage::Error {
+                    id: &id,
+                    errors: &errors,
+                })
+                .await
+            }
+        }
+    }
+
+    /// A token revoked or expired since `connection_init` ends the
+    /// connection: its subscriptions must not outlive the login.
+    async fn recheck_token(&mut self) -> Result<(), End> {
+        let Some(token) = self.setup.caller.viewer.token.clone() else {
+            return Err(End::Close(CloseReason::Unauthorized));
+        };
+        match still_live(&self.setup.db, &token).await {
+            Ok(Some(agent)) => {
+                self.setup.caller.viewer.agent = Some(agent);
+                Ok(())
+            }
+            Ok(None) => Err(End::Close(CloseReason::Unauthorized)),
+            Err(_) => Err(End::Close(CloseReason::Unavailable)),
+        }
+    }
+
+    async fn on_event(&mut self, id: String, event: OperationEvent) -> Result<(), End> {
+        match event {
+            OperationEvent::Result(response) => {
+                self.send(ServerMessage::Next {
+                    id: &id,
+                    payload: &response,
+                })
+                .await
+            }
+            OperationEvent::Failed(errors) => {
+                self.send(ServerMessage::Error {
+                    id: &id,
+                    errors: &errors,
+                })
+                .await
+            }
+            OperationEvent::Done => self.send(ServerMessage::Complete { id: &id }).await,
+        }
+    }
+
+    async fn send(&mut self, message: ServerMessage<'_>) -> Result<(), End> {
+        let text = message.text(self.setup.protocol);
+        self.sink
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|_| End::Gone)
+    }
+}
+
+/// A message over the size limit: the websocket layer refuses it when it
+/// reads the frame header, before the payload arrives.
+fn is_too_big(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|error| matches!(error, tungstenite::Error::Capacity(_)))
+}

@@ -1,0 +1,156 @@
+//! The operations running on one connection, each in a task of its own, keyed by the client's id.
+
+use std::collections::HashMap;
+
+use async_graphql::{Response, ServerError, Value};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+use tracing::Instrument;
+
+use crate::graphql::AppSchema;
+use crate::graphql::errors::tag_request_errors;
+
+/// At most this many operations run at once on one connection; one more is
+/// answered with an `error` for its id, and the connection stays open.
+pub const MAX_OPERATIONS: usize = 100;
+
+/// Results waiting for the socket; past this, operations wait for a slow
+/// client instead of piling up memory.
+const QUEUED_EVENTS: usize = 64;
+
+/// What an operation has to tell its client.
+pub enum OperationEvent {
+    /// A result: `next` (`data` on the legacy protocol).
+    Result(Response),
+    /// The request failed before it ran (parse, validation, limits): an
+    /// `error` message, which ends the operation without `complete`.
+    Failed(Vec<ServerError>),
+    /// The stream ended: `complete`.
+    Done,
+}
+
+/// An event of the operation started as number `run` under `id`; the
+/// number tells a stopped operation's late events from those of a new one
+/// reusing the id.
+struct Tagged {
+    id: String,
+    run: u64,
+    event: OperationEvent,
+}
+
+/// Each operation runs in its own task, so that one waiting on the
+/// database or on the client never holds up the others or the connection.
+/// Dropping this aborts them all.
+pub struct Operations {
+    running: HashMap<String, (u64, AbortHandle)>,
+    tasks: JoinSet<()>,
+    sender: mpsc::Sender<Tagged>,
+    events: mpsc::Receiver<Tagged>,
+    runs: u64,
+}
+
+impl Default for Operations {
+    fn default() -> Self {
+        let (sender, events) = mpsc::channel(QUEUED_EVENTS);
+        Operations {
+            running: HashMap::new(),
+            tasks: JoinSet::new(),
+            sender,
+            events,
+            runs: 0,
+        }
+    }
+}
+
+impl Operations {
+    pub fn contains(&self, id: &str) -> bool {
+        self.running.contains_key(id)
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.running.len() >= MAX_OPERATIONS
+    }
+
+    pub fn start(&mut self, schema: &AppSchema, id: String, request: async_graphql::Request) {
+        self.runs += 1;
+        let run = self.runs;
+        let sender = self.sender.clone();
+        let mut responses = schema.execute_stream(request);
+        let key = id.clone();
+        let task = async move {
+            let mut first = true;
+            while let Some(response) = responses.next().await {
+                let response = tag_request_errors(response);
+                let failed_before_running = first && is_request_error(&response);
+                first = false;
+                let event = if failed_before_running {
+                    OperationEvent::Failed(response.errors)
+                } else {
+                    OperationEvent::Result(response)
+                };
+                let tagged = Tagged {
+                    id: key.clone(),
+                    run,
+                    event,
+                };
+                if sender.send(tagged).await.is_err() || failed_before_running {
+                    return;
+                }
+            }
+            let done = Tagged {
+                id: key,
+                run,
+                event: OperationEvent::Done,
+            };
+            let _ = sender.send(done).await;
+        };
+        let abort = self
+            .tasks
+            .spawn(task.instrument(tracing::info_span!("websocket operation", id)));
+        self.running.insert(id, (run, abort));
+    }
+
+    /// Stops the operation; whether it was running.
+    pub fn stop(&mut self, id: &str) -> bool {
+        match self.running.remove(id) {
+            Some((_, abort)) => {
+                abort.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The next event of a running operation, with its id; an operation is
+    /// forgotten with its last event. Pending while none runs.
+    pub async fn next(&mut self) -> (String, OperationEvent) {
+        loop {
+            // Never `None`: `self` holds a sender.
+            let Some(Tagged { id, run, event }) = self.events.recv().await else {
+                return std::future::pending().await;
+            };
+            if self
+                .running
+                .get(&id)
+                .is_none_or(|(current, _)| *current != run)
+            {
+                continue;
+            }
+            if matches!(event, OperationEvent::Done | OperationEvent::Failed(_)) {
+                self.running.remove(&id);
+                while self.tasks.try_join_next().is_some() {}
+            }
+            return (id, event);
+        }
+    }
+}
+
+/// async-graphql answers a request that never ran (it did not parse, or
+/// failed validation or a limit) with errors that have no path and no data;
+/// errors of resolvers always name their field.
+fn is_request_error(response: &Response) -> bool {
+    response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
+}
