@@ -5,6 +5,7 @@ mod auth;
 mod authorization;
 mod chats;
 mod contacts;
+mod cost;
 mod exports;
 mod forms;
 mod fuzz;
