@@ -82,3 +82,15 @@ pub async fn find_by_id(
 ) -> AppResult<Option<agent::Model>> {
     Ok(agent::Entity::find_by_id(id).one(db).await?)
 }
+
+/// The agents of `ids` that exist, in one statement.
+pub async fn find_many(
+    db: &impl ConnectionTrait,
+    ids: &[uuid::Uuid],
+) -> AppResult<Vec<agent::Model>> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(agent::Entity::find()
+        .filter(agent::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}

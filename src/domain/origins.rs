@@ -104,6 +104,33 @@ pub async fn allowed_origins(
         .collect())
 }
 
+/// The origins of each project the accesses are to, by project, in one
+/// statement.
+pub async fn allowed_origins_of_many(
+    db: &impl ConnectionTrait,
+    accesses: &[ProjectAccess],
+) -> AppResult<HashMap<Uuid, Vec<String>>> {
+    let mut by_project: HashMap<Uuid, Vec<String>> = accesses
+        .iter()
+        .map(|access| (access.project_id(), Vec::new()))
+        .collect();
+    let rows = project_allowed_origin::Entity::find()
+        .filter(
+            project_allowed_origin::Column::ProjectId
+                .is_in(accesses.iter().map(ProjectAccess::project_id)),
+        )
+        .order_by_asc(project_allowed_origin::Column::Origin)
+        .all(db)
+        .await?;
+    for row in rows {
+        by_project
+            .entry(row.project_id)
+            .or_default()
+            .push(row.origin);
+    }
+    Ok(by_project)
+}
+
 /// Replaces a project's list. Admins only; all or nothing.
 pub async fn set_allowed_origins(
     db: &DatabaseConnection,

@@ -3,6 +3,7 @@
 
 mod auth;
 mod authorization;
+mod batching;
 mod chats;
 mod contacts;
 mod cost;
@@ -15,6 +16,7 @@ mod helpers;
 mod limits;
 mod projects;
 mod schema;
+mod statements;
 mod subscriptions;
 
 #[allow(dead_code)]
