@@ -76,13 +76,6 @@ pub async fn count(db: &impl ConnectionTrait) -> AppResult<u64> {
     Ok(agent::Entity::find().count(db).await?)
 }
 
-pub async fn find_by_id(
-    db: &impl ConnectionTrait,
-    id: uuid::Uuid,
-) -> AppResult<Option<agent::Model>> {
-    Ok(agent::Entity::find_by_id(id).one(db).await?)
-}
-
 /// The agents of `ids` that exist, in one statement.
 pub async fn find_many(
     db: &impl ConnectionTrait,

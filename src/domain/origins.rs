@@ -89,22 +89,7 @@ pub fn parse_origins(raw: &[String]) -> AppResult<Vec<String>> {
     Ok(origins)
 }
 
-/// The origins a project lists, sorted.
-pub async fn allowed_origins(
-    db: &impl ConnectionTrait,
-    project_id: Uuid,
-) -> AppResult<Vec<String>> {
-    Ok(project_allowed_origin::Entity::find()
-        .filter(project_allowed_origin::Column::ProjectId.eq(project_id))
-        .order_by_asc(project_allowed_origin::Column::Origin)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|row| row.origin)
-        .collect())
-}
-
-/// The origins of each project the accesses are to, by project, in one
+/// The origins each project of the accesses lists, sorted, by project, in one
 /// statement.
 pub async fn allowed_origins_of_many(
     db: &impl ConnectionTrait,
