@@ -5,6 +5,7 @@
 //! other field costs 1 plus what it selects, so aliases add up and nesting
 //! multiplies. Sizes come from a field's `first`/`last` argument (or its
 //! default), and for lists without one from [`shapes::UNPAGED_LIST_SIZES`].
+//! The count is a bound: fields under `@skip`/`@include` count as included.
 
 mod count;
 mod limit;
