@@ -10,7 +10,7 @@ use crate::domain::ids::{parse_id, random_secret};
 use crate::domain::{agents, projects};
 use crate::error::AppError;
 use crate::startup::{App, shutdown_signal};
-use crate::{db, graphql, telemetry};
+use crate::{db, file_modes, graphql, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -125,6 +125,10 @@ impl Cli {
         }
         let settings = Settings::from_env()?;
         telemetry::init(settings.log_format);
+        // The key that signs download links, the database and the exports
+        // are nobody else's business on this machine.
+        file_modes::create_owner_only();
+        file_modes::tighten(&settings.data_dir);
         if let Command::Serve = command {
             return serve(settings).await;
         }

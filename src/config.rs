@@ -129,6 +129,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
+    /// The most rows one document may ask for, as `graphql::cost` counts
+    /// them: page sizes multiplied through the nesting.
+    pub max_query_cost: u64,
 }
 
 impl Default for Limits {
@@ -137,6 +140,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             max_query_depth: 12,
             max_query_complexity: 2_000,
+            max_query_cost: 50_000,
         }
     }
 }
@@ -173,6 +177,7 @@ impl Settings {
                 "MAX_QUERY_COMPLEXITY",
                 defaults.max_query_complexity,
             )?,
+            max_query_cost: parse_or(&var, "MAX_QUERY_COST", defaults.max_query_cost)?,
         };
         let token_ttl_hours: u64 = parse_or(&var, "TOKEN_TTL_HOURS", 24 * 30)?;
         let geo = GeoSettings {

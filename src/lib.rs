@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod file_modes;
 pub mod geo;
 pub mod graphql;
 pub mod http;

@@ -10,7 +10,7 @@ use crate::error::{AppError, AppResult};
 
 /// Proof that an agent holds a role in a project; only `require_role`
 /// makes one, so code that takes it cannot skip the check.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProjectAccess {
     project_id: Uuid,
     agent_id: Uuid,

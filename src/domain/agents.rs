@@ -76,9 +76,14 @@ pub async fn count(db: &impl ConnectionTrait) -> AppResult<u64> {
     Ok(agent::Entity::find().count(db).await?)
 }
 
-pub async fn find_by_id(
+/// The agents of `ids` that exist, in one statement.
+pub async fn find_many(
     db: &impl ConnectionTrait,
-    id: uuid::Uuid,
-) -> AppResult<Option<agent::Model>> {
-    Ok(agent::Entity::find_by_id(id).one(db).await?)
+    ids: &[uuid::Uuid],
+) -> AppResult<Vec<agent::Model>> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(agent::Entity::find()
+        .filter(agent::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
 }

@@ -16,8 +16,10 @@ use crate::domain::ids::new_id;
 use crate::domain::visitors::OwnAnswers;
 use crate::error::{AppError, AppResult};
 
-const MAX_QUESTIONS: usize = 50;
-const MAX_OPTIONS: usize = 50;
+/// Questions a project's form may have.
+pub const MAX_QUESTIONS: usize = 50;
+/// Choices a SELECT question may offer.
+pub const MAX_OPTIONS: usize = 50;
 const MAX_LABEL_LEN: usize = 200;
 const MAX_OPTION_LEN: usize = 100;
 const MAX_KEY_LEN: usize = 64;

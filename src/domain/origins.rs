@@ -89,19 +89,31 @@ pub fn parse_origins(raw: &[String]) -> AppResult<Vec<String>> {
     Ok(origins)
 }
 
-/// The origins a project lists, sorted.
-pub async fn allowed_origins(
+/// The origins each project of the accesses lists, sorted, by project, in one
+/// statement.
+pub async fn allowed_origins_of_many(
     db: &impl ConnectionTrait,
-    project_id: Uuid,
-) -> AppResult<Vec<String>> {
-    Ok(project_allowed_origin::Entity::find()
-        .filter(project_allowed_origin::Column::ProjectId.eq(project_id))
+    accesses: &[ProjectAccess],
+) -> AppResult<HashMap<Uuid, Vec<String>>> {
+    let mut by_project: HashMap<Uuid, Vec<String>> = accesses
+        .iter()
+        .map(|access| (access.project_id(), Vec::new()))
+        .collect();
+    let rows = project_allowed_origin::Entity::find()
+        .filter(
+            project_allowed_origin::Column::ProjectId
+                .is_in(accesses.iter().map(ProjectAccess::project_id)),
+        )
         .order_by_asc(project_allowed_origin::Column::Origin)
         .all(db)
-        .await?
-        .into_iter()
-        .map(|row| row.origin)
-        .collect())
+        .await?;
+    for row in rows {
+        by_project
+            .entry(row.project_id)
+            .or_default()
+            .push(row.origin);
+    }
+    Ok(by_project)
 }
 
 /// Replaces a project's list. Admins only; all or nothing.

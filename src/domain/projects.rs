@@ -1,5 +1,7 @@
 //! Projects and their members.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use entity::{agent, membership, project};
 use sea_orm::{
@@ -57,25 +59,44 @@ pub async fn projects_of(
     db: &impl ConnectionTrait,
     agent_id: Uuid,
 ) -> AppResult<Vec<(project::Model, ProjectAccess)>> {
+    Ok(projects_of_many(db, &[agent_id])
+        .await?
+        .remove(&agent_id)
+        .unwrap_or_default())
+}
+
+/// The projects of each of `agent_ids`, by agent, in two statements.
+pub async fn projects_of_many(
+    db: &impl ConnectionTrait,
+    agent_ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, Vec<(project::Model, ProjectAccess)>>> {
     let memberships = membership::Entity::find()
-        .filter(membership::Column::AgentId.eq(agent_id))
+        .filter(membership::Column::AgentId.is_in(agent_ids.iter().copied()))
         .all(db)
         .await?;
-    let projects = project::Entity::find()
+    let projects: HashMap<Uuid, project::Model> = project::Entity::find()
         .filter(project::Column::Id.is_in(memberships.iter().map(|m| m.project_id)))
-        .order_by_asc(project::Column::Id)
         .all(db)
-        .await?;
-    Ok(projects
+        .await?
         .into_iter()
-        .filter_map(|project| {
-            let access = memberships
-                .iter()
-                .find(|m| m.project_id == project.id)
-                .map(ProjectAccess::from)?;
-            Some((project, access))
-        })
-        .collect())
+        .map(|project| (project.id, project))
+        .collect();
+    let mut by_agent: HashMap<Uuid, Vec<(project::Model, ProjectAccess)>> = agent_ids
+        .iter()
+        .map(|agent_id| (*agent_id, Vec::new()))
+        .collect();
+    for membership in &memberships {
+        if let Some(project) = projects.get(&membership.project_id) {
+            by_agent
+                .entry(membership.agent_id)
+                .or_default()
+                .push((project.clone(), ProjectAccess::from(membership)));
+        }
+    }
+    for projects in by_agent.values_mut() {
+        projects.sort_by_key(|(project, _)| project.id);
+    }
+    Ok(by_agent)
 }
 
 /// The members of a project with their agents, in the order they joined.
@@ -83,22 +104,44 @@ pub async fn members(
     db: &impl ConnectionTrait,
     access: &ProjectAccess,
 ) -> AppResult<Vec<(agent::Model, membership::Model)>> {
+    Ok(members_of_many(db, std::slice::from_ref(access))
+        .await?
+        .remove(&access.project_id())
+        .unwrap_or_default())
+}
+
+/// The members of each project the accesses are to, by project, oldest
+/// member first, in two statements.
+pub async fn members_of_many(
+    db: &impl ConnectionTrait,
+    accesses: &[ProjectAccess],
+) -> AppResult<HashMap<Uuid, Vec<(agent::Model, membership::Model)>>> {
     let memberships = membership::Entity::find()
-        .filter(membership::Column::ProjectId.eq(access.project_id()))
+        .filter(membership::Column::ProjectId.is_in(accesses.iter().map(ProjectAccess::project_id)))
         .order_by_asc(membership::Column::CreatedAt)
         .all(db)
         .await?;
-    let agents = agent::Entity::find()
-        .filter(agent::Column::Id.is_in(memberships.iter().map(|m| m.agent_id)))
-        .all(db)
-        .await?;
-    Ok(memberships
-        .into_iter()
-        .filter_map(|membership| {
-            let agent = agents.iter().find(|a| a.id == membership.agent_id)?.clone();
-            Some((agent, membership))
-        })
-        .collect())
+    let agents: HashMap<Uuid, agent::Model> = agents::find_many(
+        db,
+        &memberships.iter().map(|m| m.agent_id).collect::<Vec<_>>(),
+    )
+    .await?
+    .into_iter()
+    .map(|agent| (agent.id, agent))
+    .collect();
+    let mut by_project: HashMap<Uuid, Vec<(agent::Model, membership::Model)>> = accesses
+        .iter()
+        .map(|access| (access.project_id(), Vec::new()))
+        .collect();
+    for membership in memberships {
+        if let Some(agent) = agents.get(&membership.agent_id) {
+            by_project
+                .entry(membership.project_id)
+                .or_default()
+                .push((agent.clone(), membership));
+        }
+    }
+    Ok(by_project)
 }
 
 fn require_admin(access: &ProjectAccess) -> AppResult<()> {

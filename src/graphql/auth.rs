@@ -4,9 +4,10 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::agent;
 
-use crate::domain::{auth, projects};
+use crate::domain::auth;
 use crate::graphql::context::{require_agent, services, viewer};
 use crate::graphql::guards;
+use crate::graphql::loaders::Loaders;
 use crate::graphql::projects::Project;
 
 /// An agent as other members of its projects see it.
@@ -36,7 +37,12 @@ impl Agent {
         if me.id.to_string() != self.id.as_str() {
             return Ok(Vec::new());
         }
-        let projects = projects::projects_of(&services(ctx).db, me.id).await?;
+        let projects = ctx
+            .data::<Loaders>()?
+            .projects_of_agent
+            .load_one(me.id)
+            .await?
+            .unwrap_or_default();
         Ok(projects
             .into_iter()
             .map(|(project, access)| Project::new(project, access))

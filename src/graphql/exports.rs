@@ -13,6 +13,7 @@ use crate::domain::ids::parse_id;
 use crate::error::AppError;
 use crate::graphql::auth::Agent;
 use crate::graphql::context::{project_access, require_agent, services};
+use crate::graphql::loaders::Loaders;
 
 const MAX_PAGE: u64 = 100;
 
@@ -60,8 +61,11 @@ impl ExportJob {
 
     /// Who asked; the emailed link goes to this agent only.
     async fn requested_by(&self, ctx: &Context<'_>) -> Result<Option<Agent>> {
-        let agent =
-            crate::domain::agents::find_by_id(&services(ctx).db, self.0.requested_by).await?;
+        let agent = ctx
+            .data::<Loaders>()?
+            .agents
+            .load_one(self.0.requested_by)
+            .await?;
         Ok(agent.as_ref().map(Agent::from))
     }
 
@@ -126,18 +130,13 @@ impl ExportJob {
 
     /// A fresh, short-lived link to the file, while it exists.
     async fn download_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        // A completed job's row holds the key of the file it uploaded, so the
+        // link is signed without asking the store, which a list would do
+        // once per row.
         let (Some(key), exports::COMPLETED) = (&self.0.object_key, self.0.status.as_str()) else {
             return Ok(None);
         };
         let services = services(ctx);
-        if !services
-            .store
-            .exists(key)
-            .await
-            .map_err(AppError::internal)?
-        {
-            return Ok(None);
-        }
         let link = services
             .store
             .download_url(key, services.settings.exports.download_link_ttl)

@@ -1,5 +1,6 @@
-//! Batched loading of what each contact of a list shows (its chats, its
-//! history): one statement for a whole page of contacts, not one per contact.
+//! Batched loading of what each item of a list shows (a contact's chats and
+//! history, a project's members, an export's agent...): one statement for a
+//! whole page, not one per item.
 //!
 //! The loaders live in the schema data and keep no cache, so nothing stale
 //! outlives a request; only rows of contacts that a resolver already
@@ -15,6 +16,12 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::{contacts, duplicates};
+
+mod exports;
+mod projects;
+
+pub use exports::{AgentsLoader, ExportJobsLoader, JobForAgent};
+pub use projects::{AllowedOriginsLoader, MembersLoader, ProjectsOfAgentLoader};
 
 /// The first `first` rows of one contact's list, newest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,6 +105,11 @@ pub struct Loaders {
     pub chats: DataLoader<ChatsLoader>,
     pub history: DataLoader<HistoryLoader>,
     pub duplicates: DataLoader<DuplicatesLoader>,
+    pub members: DataLoader<MembersLoader>,
+    pub allowed_origins: DataLoader<AllowedOriginsLoader>,
+    pub projects_of_agent: DataLoader<ProjectsOfAgentLoader>,
+    pub agents: DataLoader<AgentsLoader>,
+    pub export_jobs: DataLoader<ExportJobsLoader>,
 }
 
 /// How long a batch waits for more keys after its first. The contacts of a
@@ -109,14 +121,20 @@ const BATCH_WINDOW: Duration = Duration::from_millis(3);
 impl Loaders {
     pub fn new(db: DatabaseConnection) -> Self {
         Loaders {
-            chats: DataLoader::new(ChatsLoader { db: db.clone() }, spawn_in_current_span)
-                .delay(BATCH_WINDOW),
-            history: DataLoader::new(HistoryLoader { db: db.clone() }, spawn_in_current_span)
-                .delay(BATCH_WINDOW),
-            duplicates: DataLoader::new(DuplicatesLoader { db }, spawn_in_current_span)
-                .delay(BATCH_WINDOW),
+            chats: batched(ChatsLoader { db: db.clone() }),
+            history: batched(HistoryLoader { db: db.clone() }),
+            members: batched(MembersLoader { db: db.clone() }),
+            allowed_origins: batched(AllowedOriginsLoader { db: db.clone() }),
+            projects_of_agent: batched(ProjectsOfAgentLoader { db: db.clone() }),
+            agents: batched(AgentsLoader { db: db.clone() }),
+            duplicates: batched(DuplicatesLoader { db: db.clone() }),
+            export_jobs: batched(ExportJobsLoader { db }),
         }
     }
+}
+
+fn batched<T: Send + Sync + 'static>(loader: T) -> DataLoader<T> {
+    DataLoader::new(loader, spawn_in_current_span).delay(BATCH_WINDOW)
 }
 
 /// Batches run in a task of their own; it carries the span of the request

@@ -5,6 +5,7 @@ pub mod chats;
 pub mod contact_updates;
 pub mod contacts;
 pub mod context;
+pub mod cost;
 pub mod errors;
 pub mod exports;
 pub mod forms;
@@ -60,6 +61,10 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
     .data(services)
     .limit_depth(limits.max_query_depth)
     .limit_complexity(limits.max_query_complexity)
+    .extension(cost::RowCostLimit::new(
+        cost::CostModel::of_served_schema(),
+        limits.max_query_cost,
+    ))
     .limit_recursive_depth(32)
     .limit_directives(20)
     .finish()

@@ -8,10 +8,11 @@ use futures_util::{Stream, StreamExt};
 
 use crate::domain::events::Event;
 use crate::domain::ids::parse_id;
-use crate::domain::{exports, notifications};
+use crate::domain::notifications;
 use crate::error::AppError;
 use crate::graphql::context::{require_agent, services};
 use crate::graphql::exports::ExportJob;
+use crate::graphql::loaders::{JobForAgent, Loaders};
 
 const MAX_PAGE: u64 = 100;
 
@@ -56,11 +57,15 @@ impl Notification {
             return Ok(None);
         };
         let agent = require_agent(ctx)?;
-        match exports::find_for_agent(&services(ctx).db, agent.id, job_id).await {
-            Ok((job, _)) => Ok(Some(ExportJob(job))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(other) => Err(other.into()),
-        }
+        let job = ctx
+            .data::<Loaders>()?
+            .export_jobs
+            .load_one(JobForAgent {
+                agent_id: agent.id,
+                job_id,
+            })
+            .await?;
+        Ok(job.map(ExportJob))
     }
 }
 

@@ -8,10 +8,11 @@ use futures_util::{Stream, StreamExt};
 use crate::domain::access::{ProjectAccess, Role};
 use crate::domain::events::{Event, MembershipChangeKind, MembershipChanged};
 use crate::domain::ids::parse_id;
-use crate::domain::{origins, projects};
+use crate::domain::projects;
 use crate::error::AppError;
 use crate::graphql::auth::Agent;
 use crate::graphql::context::{project_access, require_agent, services};
+use crate::graphql::loaders::Loaders;
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "Role")]
@@ -87,11 +88,21 @@ impl Project {
     /// Origins (`https://shop.example`) from which the chat widget may call
     /// `startChat` and `submitContactForm` in a browser.
     async fn allowed_origins(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        Ok(origins::allowed_origins(&services(ctx).db, self.model.id).await?)
+        let loaders = ctx.data::<Loaders>()?;
+        Ok(loaders
+            .allowed_origins
+            .load_one(self.access.clone())
+            .await?
+            .unwrap_or_default())
     }
 
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Member>> {
-        let members = projects::members(&services(ctx).db, &self.access).await?;
+        let loaders = ctx.data::<Loaders>()?;
+        let members = loaders
+            .members
+            .load_one(self.access.clone())
+            .await?
+            .unwrap_or_default();
         Ok(members
             .iter()
             .map(|(agent, membership)| Member {

@@ -962,3 +962,123 @@ async fn the_nul_character_is_refused_at_the_door() {
         assert!(body["errors"].is_null(), "{query}: {body}");
     }
 }
+
+/// Every path under `root` with group or other permission bits, with them.
+fn readable_by_others(root: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let metadata = std::fs::symlink_metadata(&path).unwrap();
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            found.push((path.clone(), mode));
+        }
+        if metadata.is_dir() {
+            pending.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .map(|entry| entry.unwrap().path()),
+            );
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn everything_the_server_keeps_under_the_data_dir_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(data_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let older = data_dir.path().join("older");
+    std::fs::create_dir(&older).unwrap();
+    std::fs::write(older.join("notes.txt"), "left by an older version").unwrap();
+    std::fs::set_permissions(&older, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        older.join("notes.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.path().join("contacts.db").display()
+    );
+
+    let created = std::process::Command::new(env!("CARGO_BIN_EXE_contacts"))
+        .args([
+            "create-agent",
+            "--email",
+            "ana@example.com",
+            "--name",
+            "Ana",
+        ])
+        .env_clear()
+        .env("DATABASE_URL", &database_url)
+        .env("DATA_DIR", data_dir.path())
+        .env("CONTACTS_AGENT_PASSWORD", PASSWORD)
+        .output()
+        .expect("the contacts binary runs");
+    assert!(created.status.success(), "{created:?}");
+
+    let mut server =
+        ServerProcess::spawn(&database_url, data_dir.path(), &[("EXPORT_POLL_MS", "100")]);
+    let client = reqwest::Client::new();
+    server.wait_until_up(&client).await;
+    let graphql = |token: Option<String>, query: &'static str, variables: Value| {
+        let client = client.clone();
+        let url = format!("http://{}/graphql", server.address);
+        async move {
+            let mut request = client
+                .post(url)
+                .json(&json!({"query": query, "variables": variables}));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let body: Value = request.send().await.unwrap().json().await.unwrap();
+            assert!(body["errors"].is_null(), "{query}: {body}");
+            body["data"].clone()
+        }
+    };
+    let login = graphql(None, LOGIN, json!({"e": "ana@example.com", "p": PASSWORD})).await;
+    let token = login["login"]["token"].as_str().unwrap().to_owned();
+    let project = graphql(
+        Some(token.clone()),
+        "mutation { createProject(name: \"Shop\") { id } }",
+        json!({}),
+    )
+    .await;
+    let export = graphql(
+        Some(token.clone()),
+        "mutation($p: ID!) { exportContacts(projectId: $p, from: \"2026-01-01\", to: \"2026-12-31\") { id } }",
+        json!({"p": project["createProject"]["id"]}),
+    )
+    .await;
+    let job_id = export["exportContacts"]["id"].clone();
+
+    // Done once the export is completed and its mail written.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = graphql(
+            Some(token.clone()),
+            "query($id: ID!) { exportJob(id: $id) { status mailSentAt } }",
+            json!({"id": job_id}),
+        )
+        .await;
+        if job["exportJob"]["status"] == "COMPLETED" && job["exportJob"]["mailSentAt"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{job}: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    for made in ["contacts.db", "link-signing.key", "tmp", "exports", "mail"] {
+        assert!(data_dir.path().join(made).exists(), "{made} was made");
+    }
+    let files_in = |folder: &str| {
+        std::fs::read_dir(data_dir.path().join(folder))
+            .unwrap()
+            .count()
+    };
+    assert!(files_in("exports") > 0 && files_in("mail") > 0);
+    assert_eq!(readable_by_others(data_dir.path()), vec![]);
+}

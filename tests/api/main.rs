@@ -3,8 +3,10 @@
 
 mod auth;
 mod authorization;
+mod batching;
 mod chats;
 mod contacts;
+mod cost;
 mod exports;
 mod forms;
 mod fuzz;
@@ -16,6 +18,7 @@ mod parse_bombs;
 mod projects;
 mod schema;
 mod server_process;
+mod statements;
 mod subscriptions;
 mod visitor_trust;
 mod websocket_protocol;

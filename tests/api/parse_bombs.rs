@@ -244,12 +244,12 @@ async fn many_tokens_over_a_websocket_are_refused() {
     subscribe(&mut socket, "many", &query, json!({})).await;
     let error = refused_on_socket(&mut socket, "many").await;
     assert!(
-        error["message"].as_str().unwrap().contains("4000"),
+        error["message"].as_str().unwrap().contains("15000"),
         "{error}"
     );
     assert_socket_still_serves(&mut socket).await;
     let (status, body) = target.post(&query, json!({})).await;
-    assert_refused(status, &body, "4000");
+    assert_refused(status, &body, "15000");
     target.assert_still_serving().await;
 }
 
