@@ -43,6 +43,11 @@ pub enum InputRefusal {
     TooManyVariableValues,
     #[error("text must not contain the NUL character (U+0000)")]
     Nul,
+    #[error(
+        "the query holds more than {} fields once its fragments are spread",
+        super::fragment_expansion::MAX_EXPANDED_FIELDS
+    )]
+    FragmentsExpandTooFar,
 }
 
 /// Checks GraphQL source text: nesting, token count, and U+0000, written

@@ -2,6 +2,7 @@
 
 pub mod cors;
 mod downloads;
+mod fragment_expansion;
 mod graphql;
 mod health;
 mod input_guard;

@@ -4,6 +4,7 @@ use async_graphql::{ErrorExtensionValues, ServerError, Variables};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::fragment_expansion::{MAX_EXPANDED_FIELDS, expanded_fields};
 use super::input_guard::{self, InputRefusal};
 use crate::domain::origins::BrowserOrigin;
 use crate::graphql::context::{RequestOrigin, Viewer};
@@ -30,7 +31,8 @@ pub struct Caller {
     pub browser_origin: BrowserOrigin,
 }
 
-/// Applies the input guard, then hands the caller to the resolvers.
+/// Applies the input guard, parses the document once and bounds it with
+/// its fragments spread, then hands the caller to the resolvers.
 pub fn prepare_request(
     raw: RawRequest,
     caller: Caller,
@@ -47,7 +49,20 @@ pub fn prepare_request(
     let extensions = raw.extensions.map(Value::Object);
     input_guard::check_json(variables.iter().chain(extensions.iter()))?;
 
+    // Parsed here, after the guard made parsing safe, to bound what
+    // validation will walk; async-graphql reuses this parse. A document
+    // that does not parse is left for async-graphql to report.
+    let parsed = async_graphql::parser::parse_query(&raw.query).ok();
+    if parsed
+        .as_ref()
+        .is_some_and(|document| expanded_fields(document) > MAX_EXPANDED_FIELDS)
+    {
+        return Err(InputRefusal::FragmentsExpandTooFar);
+    }
     let mut request = async_graphql::Request::new(raw.query);
+    if let Some(document) = parsed {
+        request.set_parsed_query(document);
+    }
     if let Some(name) = raw.operation_name {
         request = request.operation_name(name);
     }

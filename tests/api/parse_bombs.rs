@@ -402,3 +402,44 @@ async fn the_standard_introspection_query_passes_the_input_guard() {
     };
     assert!(!errors.iter().any(is_guard_refusal), "{result}");
 }
+
+/// Fragments that each spread the next one twice: 1 KB of text that
+/// async-graphql's validation walked as 2^30 fields, tens of minutes of a
+/// worker, before the expansion was bounded.
+fn fragment_fan_out(levels: usize) -> String {
+    let fragments: String = (0..levels)
+        .map(|i| {
+            format!(
+                "fragment F{i} on QueryRoot {{ ...F{} ...F{} }} ",
+                i + 1,
+                i + 1
+            )
+        })
+        .collect();
+    format!("query {{ ...F0 }} {fragments} fragment F{levels} on QueryRoot {{ __typename }}")
+}
+
+#[tokio::test]
+async fn fragments_spreading_each_other_twice_are_refused_before_validation() {
+    let mut target = target().await;
+    let query = fragment_fan_out(30);
+    assert!(query.len() < 2_000);
+    let (status, body) = target.post(&query, json!({})).await;
+    assert_refused(status, &body, "fields once its fragments are spread");
+    let mut socket = target.socket().await;
+    subscribe(&mut socket, "fan-out", &query, json!({})).await;
+    let error = refused_on_socket(&mut socket, "fan-out").await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("fragments are spread"),
+        "{error}"
+    );
+    assert_socket_still_serves(&mut socket).await;
+    // A few levels stay an ordinary document.
+    let (status, body) = target.post(&fragment_fan_out(4), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["__typename"], "QueryRoot", "{body}");
+    target.assert_still_serving().await;
+}
