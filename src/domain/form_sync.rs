@@ -22,6 +22,7 @@ use crate::domain::history::{self, Actor, EventKind, FieldChange};
 use crate::domain::locks;
 use crate::domain::visitors::{self, OwnAnswers};
 use crate::error::{AppError, AppResult};
+use crate::geo::Location;
 
 const MAX_ANSWERS: usize = 50;
 const MAX_ANSWER_LEN: usize = 1_000;
@@ -60,6 +61,16 @@ pub async fn visitor_of_chat(
         .await?
         .ok_or_else(gone)?;
     Ok((visitor, contact))
+}
+
+/// The country this chat's address was located in, if any.
+async fn chat_country(db: &impl ConnectionTrait, chat_id: Uuid) -> AppResult<Option<String>> {
+    let location = chat::Entity::find_by_id(chat_id)
+        .one(db)
+        .await?
+        .and_then(|chat| chat.location)
+        .and_then(|location| serde_json::from_value::<Location>(location).ok());
+    Ok(location.and_then(|location| location.country_code))
 }
 
 /// What the visitor of this chat has given, and the questions it should be
@@ -182,12 +193,10 @@ pub async fn submit(
     let (visitor, contact) = visitor_of_chat(&txn, chat_id).await?;
     let questions = forms::questions(&txn, contact.project_id).await?;
     let pending = unanswered_questions(questions.clone(), &OwnAnswers::of(&visitor));
-    let parsed = validate(
-        &questions,
-        &pending,
-        &answers,
-        contact.country_code.as_deref(),
-    )?;
+    // A national phone number is read in the country this chat came from:
+    // the visitor's own, not a location an agent corrected.
+    let country = chat_country(&txn, chat_id).await?;
+    let parsed = validate(&questions, &pending, &answers, country.as_deref())?;
 
     // Two chats typing the same email at once: the second waits for the
     // first, and sees its contact to pair with.

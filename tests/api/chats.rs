@@ -469,3 +469,43 @@ async fn without_a_geo_database_chats_start_and_have_no_location() {
     start_from(&app, &key, "somewhere", SPAIN_MALAGA_IP).await;
     assert!(contact_view(&app, &admin, "somewhere").await["location"].is_null());
 }
+
+#[tokio::test]
+async fn a_national_phone_in_the_form_is_read_in_the_country_the_chat_came_from() {
+    let (app, admin, project_id, key) = geo_app(|_| {}).await;
+    let question = app
+        .graphql(
+            Some(&admin.token),
+            "mutation($p: ID!) { createFormQuestion(projectId: $p, input: {key: \"phone\", label: \"Phone\", kind: PHONE, target: {field: PHONE}}) { id } }",
+            json!({"p": project_id}),
+        )
+        .await;
+    assert!(question["errors"].is_null(), "{question}");
+    start_from(&app, &key, "madrid", SPAIN_MALAGA_IP).await;
+    // An agent places the contact elsewhere; the visitor's own chat still
+    // comes from Spain, and that is where its national number is read.
+    let id = contact_by_visitor(&app, "madrid").await.id.to_string();
+    let moved = app
+        .graphql(
+            Some(&admin.token),
+            "mutation($id: ID!) { updateContact(id: $id, input: {location: {countryCode: \"US\"}}) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert!(moved["errors"].is_null(), "{moved}");
+    let started = start_from(&app, &key, "madrid", SPAIN_MALAGA_IP).await;
+    let token = started["data"]["startChat"]["visitorToken"]
+        .as_str()
+        .unwrap();
+    let body = app
+        .graphql(
+            Some(token),
+            "mutation { submitContactForm(answers: [{key: \"phone\", value: \"612 34 56 78\"}]) { contact { phone } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["submitContactForm"]["contact"]["phone"], "+34612345678",
+        "{body}"
+    );
+}
