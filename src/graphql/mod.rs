@@ -6,6 +6,7 @@ pub mod contact_updates;
 pub mod contacts;
 pub mod context;
 pub mod cost;
+pub mod depth;
 pub mod errors;
 pub mod exports;
 pub mod forms;
@@ -59,7 +60,7 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
     )
     .data(loaders::Loaders::new(services.db.clone()))
     .data(services)
-    .limit_depth(limits.max_query_depth)
+    .extension(depth::DepthLimit::new(limits.max_query_depth))
     .limit_complexity(limits.max_query_complexity)
     .extension(cost::RowCostLimit::new(
         cost::CostModel::of_served_schema(),

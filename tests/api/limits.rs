@@ -14,7 +14,8 @@ async fn a_query_nested_past_the_depth_limit_is_rejected() {
         body["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("nested too deep")
+            .contains("deeper than 5 levels"),
+        "{body}"
     );
     assert!(body["data"].is_null());
 
@@ -88,4 +89,33 @@ async fn syntax_and_validation_errors_carry_a_code() {
         let body = app.graphql(None, query, json!({})).await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
     }
+}
+
+#[tokio::test]
+async fn the_standard_introspection_query_passes_at_the_default_limits() {
+    let app = spawn_app().await;
+    let query = include_str!("../support/introspection_query.graphql");
+    let body = app.graphql(None, query, json!({})).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "Contact"), "{body}");
+
+    // Introspection keeps a rule of its own: one __schema per document,
+    // ofType at most eight levels deep.
+    let twice = "{ a: __schema { queryType { name } } b: __schema { queryType { name } } }";
+    let body = app.graphql(None, twice, json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    let of_type = format!(
+        "{{ __type(name: \"Contact\") {{ {}name{} }} }}",
+        "ofType { ".repeat(9),
+        " }".repeat(9)
+    );
+    let body = app.graphql(None, &of_type, json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ofType")
+    );
 }
