@@ -14,6 +14,7 @@ pub mod guards;
 pub mod loaders;
 pub mod location;
 pub mod notifications;
+pub mod null_propagation;
 pub mod projects;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};

@@ -18,6 +18,7 @@ use super::{HttpState, cors, websocket};
 use crate::domain::{auth, chats};
 use crate::graphql::context::{RequestOrigin, Viewer, VisitorSession};
 use crate::graphql::errors::tag_request_errors;
+use crate::graphql::null_propagation::propagate_nulls;
 
 pub async fn execute(
     State(state): State<Arc<HttpState>>,
@@ -63,6 +64,9 @@ pub async fn execute(
         },
         browser_origin: cors::browser_origin(&headers, settings.public_url.as_deref()),
     };
+    // Kept for the rare response with field errors, which is checked
+    // against the document's nullability.
+    let (query, operation_name) = (raw.query.clone(), raw.operation_name.clone());
     let request = match prepare_request(raw, caller) {
         Ok(request) => request,
         Err(refusal) => {
@@ -71,6 +75,7 @@ pub async fn execute(
         }
     };
     let mut response = state.schema.execute(request).await;
+    propagate_nulls(&mut response, &query, operation_name.as_deref());
     // Headers resolvers set, such as Retry-After.
     let resolver_headers = std::mem::take(&mut response.http_headers);
     let mut answer = Json(tag_request_errors(response)).into_response();

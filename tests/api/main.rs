@@ -16,6 +16,7 @@ mod helpers;
 mod limits;
 mod parse_bombs;
 mod projects;
+mod response_shape;
 mod schema;
 mod server_process;
 mod statements;

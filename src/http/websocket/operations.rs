@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use crate::graphql::AppSchema;
 use crate::graphql::errors::tag_request_errors;
+use crate::graphql::null_propagation::propagate_nulls;
 
 /// At most this many operations run at once on one connection; one more is
 /// answered with an `error` for its id, and the connection stays open.
@@ -76,11 +77,13 @@ impl Operations {
         self.runs += 1;
         let run = self.runs;
         let sender = self.sender.clone();
+        let (query, operation_name) = (request.query.clone(), request.operation_name.clone());
         let mut responses = schema.execute_stream(request);
         let key = id.clone();
         let task = async move {
             let mut first = true;
-            while let Some(response) = responses.next().await {
+            while let Some(mut response) = responses.next().await {
+                propagate_nulls(&mut response, &query, operation_name.as_deref());
                 let response = tag_request_errors(response);
                 let failed_before_running = first && is_request_error(&response);
                 first = false;
