@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use entity::{export_job, membership};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -12,6 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::access::{self, ProjectAccess, Role};
+use crate::domain::dates::{self, Side};
 use crate::domain::ids::new_id;
 use crate::error::{AppError, AppResult};
 
@@ -29,57 +30,17 @@ pub struct DateRange {
 }
 
 impl DateRange {
-    /// Reads `from` and `to` as RFC 3339 instants, or as calendar dates
-    /// (`YYYY-MM-DD`) in `time_zone` (IANA, default UTC). A calendar `to`
-    /// includes that whole day.
+    /// Reads `from` and `to` by the one date rule (`domain::dates`) in
+    /// `time_zone` (IANA, default UTC).
     pub fn parse(from: &str, to: &str, time_zone: Option<&str>) -> AppResult<DateRange> {
-        let zone: chrono_tz::Tz = match time_zone.map(str::trim).filter(|z| !z.is_empty()) {
-            Some(name) => name
-                .parse()
-                .map_err(|_| AppError::bad_input("timeZone", "is not an IANA time zone"))?,
-            None => chrono_tz::UTC,
-        };
-        let from = parse_bound(from, "from", zone, false)?;
-        let to = parse_bound(to, "to", zone, true)?;
+        let zone = dates::parse_zone(time_zone, "timeZone")?;
+        let from = dates::parse_bound(from, "from", zone, Side::Start)?;
+        let to = dates::parse_bound(to, "to", zone, Side::End)?;
         if from >= to {
             return Err(AppError::bad_input("to", "must be after from"));
         }
         Ok(DateRange { from, to })
     }
-}
-
-fn parse_bound(
-    raw: &str,
-    field: &str,
-    zone: chrono_tz::Tz,
-    end_of_range: bool,
-) -> AppResult<DateTime<Utc>> {
-    let raw = raw.trim();
-    if let Ok(instant) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(instant.with_timezone(&Utc));
-    }
-    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
-        AppError::bad_input(field, "must be an RFC 3339 time or a date like 2026-01-31")
-    })?;
-    let date = if end_of_range {
-        date.checked_add_signed(ChronoDuration::days(1))
-            .ok_or_else(|| AppError::bad_input(field, "is out of range"))?
-    } else {
-        date
-    };
-    let midnight = date
-        .and_hms_opt(0, 0, 0)
-        .ok_or_else(|| AppError::bad_input(field, "is out of range"))?;
-    // A day that starts in a DST gap begins at the first valid instant.
-    let local = zone
-        .from_local_datetime(&midnight)
-        .earliest()
-        .or_else(|| {
-            zone.from_local_datetime(&(midnight + ChronoDuration::hours(1)))
-                .earliest()
-        })
-        .ok_or_else(|| AppError::bad_input(field, "does not exist in this time zone"))?;
-    Ok(local.with_timezone(&Utc))
 }
 
 /// Stores a new export job, queued for a worker.

@@ -7,6 +7,7 @@ pub mod chats;
 pub mod contact_list;
 pub mod contact_updates;
 pub mod contacts;
+pub mod dates;
 pub mod duplicates;
 pub mod email;
 pub mod events;

@@ -14,10 +14,12 @@ use crate::domain::contact_list::{
     PageRequest, SortField,
 };
 use crate::domain::contacts::{self, ContactEdit, MAX_NESTED_PAGE, location_of};
+use crate::domain::dates::{self, Side};
 use crate::domain::events::{ContactChangeKind, ContactChanges, Event};
 use crate::domain::history;
 use crate::domain::ids::parse_id;
 use crate::domain::{duplicates, merge};
+use crate::error::AppResult;
 use crate::graphql::chats::Chat;
 use crate::graphql::context::{project_access, require_agent, services};
 use crate::graphql::loaders::{FirstOf, Loaders};
@@ -258,10 +260,14 @@ impl From<ContactOrderInput> for ContactOrder {
 pub struct ContactFilterInput {
     /// Part of the name, email or phone, in any case.
     pub search: Option<String>,
-    /// Created at or after this instant.
-    pub created_from: Option<DateTime<Utc>>,
-    /// Created before this instant.
-    pub created_to: Option<DateTime<Utc>>,
+    /// Created at or after this RFC 3339 time, or from the start of this
+    /// date (YYYY-MM-DD) in `timeZone`.
+    pub created_from: Option<String>,
+    /// Created before this RFC 3339 time, or up to the end of this date
+    /// (the day is included) in `timeZone`.
+    pub created_to: Option<String>,
+    /// The IANA time zone plain dates are read in; UTC when absent.
+    pub time_zone: Option<String>,
     /// ISO 3166-1 alpha-2, e.g. ES.
     pub country_code: Option<String>,
     /// The state's name or code, e.g. Andalusia or AN.
@@ -270,17 +276,23 @@ pub struct ContactFilterInput {
     pub has_phone: Option<bool>,
 }
 
-impl From<ContactFilterInput> for FilterInput {
-    fn from(input: ContactFilterInput) -> Self {
-        FilterInput {
-            search: input.search,
-            created_from: input.created_from,
-            created_to: input.created_to,
-            country_code: input.country_code,
-            state: input.state,
-            has_email: input.has_email,
-            has_phone: input.has_phone,
-        }
+impl ContactFilterInput {
+    /// The filter with its dates read by the one date rule.
+    fn into_filter(self) -> AppResult<FilterInput> {
+        let zone = dates::parse_zone(self.time_zone.as_deref(), "filter.timeZone")?;
+        let bound = |raw: Option<String>, field: &str, side: Side| {
+            raw.map(|raw| dates::parse_bound(&raw, field, zone, side))
+                .transpose()
+        };
+        Ok(FilterInput {
+            search: self.search,
+            created_from: bound(self.created_from, "filter.createdFrom", Side::Start)?,
+            created_to: bound(self.created_to, "filter.createdTo", Side::End)?,
+            country_code: self.country_code,
+            state: self.state,
+            has_email: self.has_email,
+            has_phone: self.has_phone,
+        })
     }
 }
 
@@ -387,7 +399,7 @@ impl ContactQuery {
             before: before.as_deref(),
         };
         let request = PageRequest::parse(args, order)?;
-        let filter = ContactFilter::parse(filter.unwrap_or_default().into())?;
+        let filter = ContactFilter::parse(filter.unwrap_or_default().into_filter()?)?;
         let list = ContactList::new(&access, filter, order);
         let page = list.page(&services(ctx).db, &request).await?;
         Ok(ContactConnection::new(list, request, page))

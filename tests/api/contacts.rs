@@ -430,6 +430,21 @@ async fn filters_and_search_return_exactly_the_matching_contacts() {
         ),
         (json!({"createdFrom": instant(18_000)}), vec![5, 6]),
         (json!({"createdTo": instant(1)}), vec![0]),
+        // Plain dates are whole days in the filter's time zone (UTC by
+        // default); a date `createdTo` includes its day.
+        (
+            json!({"createdFrom": "2026-01-01", "createdTo": "2026-01-01"}),
+            vec![0, 1, 2, 3, 4, 5, 6],
+        ),
+        (json!({"createdTo": "2025-12-31"}), vec![]),
+        (
+            json!({"createdFrom": "2026-01-01", "timeZone": "America/Los_Angeles"}),
+            vec![],
+        ),
+        (
+            json!({"createdTo": "2025-12-31", "timeZone": "America/Los_Angeles"}),
+            vec![0, 1, 2, 3, 4, 5, 6],
+        ),
         (
             json!({"search": "a", "hasPhone": true, "countryCode": "ES"}),
             vec![0, 1, 6],
@@ -490,6 +505,14 @@ async fn bad_page_sizes_cursors_and_filters_are_bad_input() {
         (
             json!({"filter": {"createdFrom": instant(10), "createdTo": instant(5)}}),
             "filter.createdTo",
+        ),
+        (
+            json!({"filter": {"createdFrom": "01/01/2026"}}),
+            "filter.createdFrom",
+        ),
+        (
+            json!({"filter": {"createdTo": "2026-01-01", "timeZone": "Mars/Olympus"}}),
+            "filter.timeZone",
         ),
     ];
     for (mut variables, field) in cases {

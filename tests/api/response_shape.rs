@@ -38,7 +38,11 @@ async fn an_error_in_a_non_null_field_nulls_data_instead_of_dropping_the_key() {
         )
         .await;
     assert_eq!(body["data"], Value::Null, "{body}");
-    assert_eq!(body["errors"][0]["path"], json!(["contact", "chats"]), "{body}");
+    assert_eq!(
+        body["errors"][0]["path"],
+        json!(["contact", "chats"]),
+        "{body}"
+    );
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 
     // Without errors, nothing changes.
