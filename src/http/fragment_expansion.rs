@@ -13,15 +13,73 @@ use std::collections::HashMap;
 use async_graphql::Name;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 
-/// Fields one document may hold with its fragments spread: far above what
-/// a real client sends (the standard introspection query holds a few
+/// Selections one document may hold with its fragments spread: far above
+/// what a real client sends (the standard introspection query holds a few
 /// hundred, the README's largest example fewer than a hundred).
 pub const MAX_EXPANDED_FIELDS: u64 = 10_000;
 
-/// What a selection set holds before its spreads are expanded.
+/// Whether the document spreads a fragment it does not define, or
+/// fragments spread each other in a cycle. async-graphql walks every path
+/// of the document (its recursion-depth check) before validation reports
+/// either, so such documents are refused first.
+pub fn undefined_or_cyclic(document: &ExecutableDocument) -> bool {
+    let fragments: HashMap<&Name, OwnSelections> = document
+        .fragments
+        .iter()
+        .map(|(name, fragment)| (name, own_selections(&fragment.node.selection_set.node)))
+        .collect();
+    let operations_spread_unknown = document.operations.iter().any(|(_, operation)| {
+        own_selections(&operation.node.selection_set.node)
+            .spreads
+            .iter()
+            .any(|name| !fragments.contains_key(name))
+    });
+    if operations_spread_unknown
+        || fragments
+            .values()
+            .flat_map(|own| &own.spreads)
+            .any(|name| !fragments.contains_key(name))
+    {
+        return true;
+    }
+    // Kahn's algorithm: fragments left once every fragment spreading no
+    // remaining one is peeled off lie on a cycle.
+    let mut spreading: HashMap<&Name, usize> = fragments
+        .iter()
+        .map(|(name, own)| (*name, own.spreads.len()))
+        .collect();
+    let mut spread_by: HashMap<&Name, Vec<&Name>> = HashMap::new();
+    for (name, own) in &fragments {
+        for child in &own.spreads {
+            spread_by.entry(child).or_default().push(name);
+        }
+    }
+    let mut ready: Vec<&Name> = spreading
+        .iter()
+        .filter(|(_, count)| **count == 0)
+        .map(|(name, _)| *name)
+        .collect();
+    let mut peeled = 0;
+    while let Some(name) = ready.pop() {
+        peeled += 1;
+        for parent in spread_by.get(name).into_iter().flatten() {
+            if let Some(count) = spreading.get_mut(parent) {
+                *count -= 1;
+                if *count == 0 {
+                    ready.push(parent);
+                }
+            }
+        }
+    }
+    peeled < fragments.len()
+}
+
+/// What a selection set holds before its spreads are expanded. Spreads
+/// count as selections of their own: a fan-out of spreads that ends in no
+/// field is still a fan-out for the walks after this one.
 #[derive(Default)]
 struct OwnSelections {
-    fields: u64,
+    selections: u64,
     spreads: Vec<Name>,
 }
 
@@ -31,13 +89,15 @@ fn collect(set: &SelectionSet, into: &mut OwnSelections) {
     for selection in &set.items {
         match &selection.node {
             Selection::Field(field) => {
-                into.fields += 1;
+                into.selections += 1;
                 collect(&field.node.selection_set.node, into);
             }
             Selection::FragmentSpread(spread) => {
+                into.selections += 1;
                 into.spreads.push(spread.node.fragment_name.node.clone());
             }
             Selection::InlineFragment(inline) => {
+                into.selections += 1;
                 collect(&inline.node.selection_set.node, into);
             }
         }
@@ -50,9 +110,10 @@ fn own_selections(set: &SelectionSet) -> OwnSelections {
     own
 }
 
-/// The fields of every operation of the document with fragments spread,
-/// saturating at `u64::MAX`. Unknown fragments count nothing and a cycle
-/// is cut where it closes: validation refuses both anyway.
+/// The selections (fields, spreads, inline fragments) of every operation
+/// of the document with fragments spread, saturating at `u64::MAX`. An
+/// unknown fragment counts its spread alone and a cycle is cut where it
+/// closes; `undefined_or_cyclic` refuses both before anything walks them.
 pub fn expanded_fields(document: &ExecutableDocument) -> u64 {
     let fragments: HashMap<Name, OwnSelections> = document
         .fragments
@@ -73,7 +134,7 @@ pub fn expanded_fields(document: &ExecutableDocument) -> u64 {
             .iter()
             .map(|name| fragment_size(name, &fragments, &mut sizes))
             .fold(0, u64::saturating_add);
-        total = total.saturating_add(own.fields).saturating_add(spread);
+        total = total.saturating_add(own.selections).saturating_add(spread);
     }
     total
 }
@@ -104,7 +165,7 @@ fn fragment_size(
                 .iter()
                 .map(|child| sizes.get(child).copied().unwrap_or(0))
                 .fold(0, u64::saturating_add);
-            sizes.insert(name, own.fields.saturating_add(spread));
+            sizes.insert(name, own.selections.saturating_add(spread));
             continue;
         }
         if on_path.contains(&name) {
@@ -143,9 +204,9 @@ mod tests {
         assert_eq!(fields_of("{ a b { c d } }"), 4);
         assert_eq!(
             fields_of("{ a ...F ... on Q { e } } fragment F on Q { b { c } }"),
-            4
+            6
         );
-        assert_eq!(fields_of("{ ...F ...F } fragment F on Q { a b }"), 4);
+        assert_eq!(fields_of("{ ...F ...F } fragment F on Q { a b }"), 6);
     }
 
     #[test]
@@ -155,8 +216,8 @@ mod tests {
             .map(|i| format!("fragment F{i} on Q {{ ...F{} ...F{} }} ", i + 1, i + 1))
             .collect();
         let query = format!("{{ ...F0 }} {fragments} fragment F{levels} on Q {{ a }}");
-        // 2^60 fields, counted at once.
-        assert_eq!(fields_of(&query), 1 << levels);
+        // 3 * 2^60 - 1 selections, counted at once.
+        assert_eq!(fields_of(&query), 3 * (1 << levels) - 1);
         let saturating = format!(
             "{{ ...F0 }} {} fragment F70 on Q {{ a }}",
             (0..70)
@@ -173,12 +234,37 @@ mod tests {
             .collect();
         assert_eq!(
             fields_of(&format!("{{ ...F0 }} {chain} fragment F5000 on Q {{ a }}")),
-            5_001
+            10_002
         );
         assert_eq!(
             fields_of("{ ...A } fragment A on Q { a ...B } fragment B on Q { b ...A }"),
-            2
+            5
         );
-        assert_eq!(fields_of("{ a ...Missing }"), 1);
+        assert_eq!(fields_of("{ a ...Missing }"), 2);
+    }
+
+    #[test]
+    fn unknown_fragments_and_cycles_are_found_before_anything_walks_them() {
+        let refused = |query: &str| undefined_or_cyclic(&parse_query(query).unwrap());
+        assert!(refused("{ a ...Missing }"));
+        assert!(refused(
+            "{ ...F } fragment F on Q { ... on Q { ...Missing } }"
+        ));
+        assert!(refused(
+            "{ ...A } fragment A on Q { a ...B } fragment B on Q { b ...A }"
+        ));
+        assert!(refused("{ a } fragment Lonely on Q { ...Lonely }"));
+        assert!(!refused(
+            "{ ...A ...B } fragment A on Q { a ...B } fragment B on Q { b }"
+        ));
+        let fan_out: String = (0..22)
+            .map(|i| format!("fragment F{i} on Q {{ ...F{} ...F{} }} ", i + 1, i + 1))
+            .collect();
+        assert!(refused(&format!(
+            "{{ ...F0 }} {fan_out} fragment F22 on Q {{ ...Missing }}"
+        )));
+        assert!(!refused(&format!(
+            "{{ ...F0 }} {fan_out} fragment F22 on Q {{ a }}"
+        )));
     }
 }

@@ -44,10 +44,14 @@ pub enum InputRefusal {
     #[error("text must not contain the NUL character (U+0000)")]
     Nul,
     #[error(
-        "the query holds more than {} fields once its fragments are spread",
+        "the query holds more than {} selections once its fragments are spread",
         super::fragment_expansion::MAX_EXPANDED_FIELDS
     )]
     FragmentsExpandTooFar,
+    #[error(
+        "the query spreads a fragment it does not define, or fragments spread each other in a cycle"
+    )]
+    UndefinedOrCyclicFragments,
 }
 
 /// Checks GraphQL source text: nesting, token count, and U+0000, written

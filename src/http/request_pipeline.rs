@@ -4,7 +4,7 @@ use async_graphql::{ErrorExtensionValues, ServerError, Variables};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::fragment_expansion::{MAX_EXPANDED_FIELDS, expanded_fields};
+use super::fragment_expansion::{MAX_EXPANDED_FIELDS, expanded_fields, undefined_or_cyclic};
 use super::input_guard::{self, InputRefusal};
 use crate::domain::origins::BrowserOrigin;
 use crate::graphql::context::{RequestOrigin, Viewer};
@@ -53,11 +53,13 @@ pub fn prepare_request(
     // validation will walk; async-graphql reuses this parse. A document
     // that does not parse is left for async-graphql to report.
     let parsed = async_graphql::parser::parse_query(&raw.query).ok();
-    if parsed
-        .as_ref()
-        .is_some_and(|document| expanded_fields(document) > MAX_EXPANDED_FIELDS)
-    {
-        return Err(InputRefusal::FragmentsExpandTooFar);
+    if let Some(document) = &parsed {
+        if undefined_or_cyclic(document) {
+            return Err(InputRefusal::UndefinedOrCyclicFragments);
+        }
+        if expanded_fields(document) > MAX_EXPANDED_FIELDS {
+            return Err(InputRefusal::FragmentsExpandTooFar);
+        }
     }
     let mut request = async_graphql::Request::new(raw.query);
     if let Some(document) = parsed {

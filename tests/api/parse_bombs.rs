@@ -425,7 +425,7 @@ async fn fragments_spreading_each_other_twice_are_refused_before_validation() {
     let query = fragment_fan_out(30);
     assert!(query.len() < 2_000);
     let (status, body) = target.post(&query, json!({})).await;
-    assert_refused(status, &body, "fields once its fragments are spread");
+    assert_refused(status, &body, "once its fragments are spread");
     let mut socket = target.socket().await;
     subscribe(&mut socket, "fan-out", &query, json!({})).await;
     let error = refused_on_socket(&mut socket, "fan-out").await;
@@ -441,5 +441,30 @@ async fn fragments_spreading_each_other_twice_are_refused_before_validation() {
     let (status, body) = target.post(&fragment_fan_out(4), json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["__typename"], "QueryRoot", "{body}");
+    target.assert_still_serving().await;
+}
+
+/// The same fan-out ending in a fragment nobody defined: it holds no field
+/// at all, and async-graphql walked its 2^22 paths (10 s of a worker)
+/// before reporting the unknown fragment.
+#[tokio::test]
+async fn a_fan_out_of_spreads_ending_in_an_unknown_fragment_is_refused_at_once() {
+    let mut target = target().await;
+    let fragments: String = (0..22)
+        .map(|i| {
+            format!(
+                "fragment F{i} on QueryRoot {{ ...F{} ...F{} }} ",
+                i + 1,
+                i + 1
+            )
+        })
+        .collect();
+    let query = format!("{{ ...F0 }} {fragments} fragment F22 on QueryRoot {{ ...Missing }}");
+    let (status, body) = target.post(&query, json!({})).await;
+    assert_refused(status, &body, "does not define");
+    let cycle =
+        "{ ...A } fragment A on QueryRoot { __typename ...B } fragment B on QueryRoot { ...A }";
+    let (status, body) = target.post(cycle, json!({})).await;
+    assert_refused(status, &body, "cycle");
     target.assert_still_serving().await;
 }
