@@ -6,14 +6,15 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use entity::{export_job, membership};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
 use crate::domain::access::{self, ProjectAccess, Role};
 use crate::domain::dates::{self, Side};
 use crate::domain::ids::new_id;
+use crate::domain::locks;
 use crate::error::{AppError, AppResult};
 
 pub const QUEUED: &str = "QUEUED";
@@ -43,15 +44,48 @@ impl DateRange {
     }
 }
 
-/// Stores a new export job, queued for a worker.
+/// Exports one agent may have queued or running in one project at a time:
+/// a document of aliased `exportContacts` must not queue hours of work.
+pub const MAX_ACTIVE_EXPORTS_PER_AGENT: u64 = 5;
+
+/// Stores a new export job, queued for a worker, unless the agent already
+/// has `MAX_ACTIVE_EXPORTS_PER_AGENT` of them waiting or running here.
 pub async fn request_export(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     access: &ProjectAccess,
     range: DateRange,
     max_attempts: i32,
 ) -> AppResult<export_job::Model> {
+    let txn = db.begin().await?;
+    // Two requests of one agent at once count one after the other.
+    locks::lock_values(
+        &txn,
+        vec![format!(
+            "exports:{}:{}",
+            access.project_id(),
+            access.agent_id()
+        )],
+    )
+    .await?;
+    let active = export_job::Entity::find()
+        .filter(export_job::Column::ProjectId.eq(access.project_id()))
+        .filter(export_job::Column::RequestedBy.eq(access.agent_id()))
+        .filter(export_job::Column::Status.is_in([QUEUED, RUNNING]))
+        .count(&txn)
+        .await?;
+    if active >= MAX_ACTIVE_EXPORTS_PER_AGENT {
+        return Err(AppError::RateLimited {
+            retry_after_secs: 60,
+        });
+    }
+    let job = new_job(access, range, max_attempts).insert(&txn).await?;
+    txn.commit().await?;
+    Ok(job)
+}
+
+fn new_job(access: &ProjectAccess, range: DateRange, max_attempts: i32) -> export_job::ActiveModel {
     let now = Utc::now();
-    Ok(export_job::ActiveModel {
+    export_job::ActiveModel {
         id: Set(new_id()),
         project_id: Set(access.project_id()),
         requested_by: Set(access.agent_id()),
@@ -78,8 +112,6 @@ pub async fn request_export(
         started_at: Set(None),
         finished_at: Set(None),
     }
-    .insert(db)
-    .await?)
 }
 
 /// An export of a project the agent belongs to; another project's export

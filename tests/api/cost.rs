@@ -28,7 +28,7 @@ fn two_hundred_pages() -> String {
     format!("query($p: ID!) {{ {aliases} }}")
 }
 
-const TWO_HUNDRED_PAGES_COST: &str = "10060000";
+const TWO_HUNDRED_PAGES_COST: &str = "10260000";
 
 fn assert_refused_for_cost(errors: &Value, cost: &str, limit: &str) {
     let error = &errors[0];

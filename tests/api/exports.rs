@@ -749,3 +749,60 @@ async fn export_requests_are_validated_and_scoped_to_members() {
         scene.agent.email.as_str()
     );
 }
+
+#[tokio::test]
+async fn one_agent_may_have_only_a_few_exports_waiting_at_once() {
+    // No workers: every export stays queued.
+    let app = crate::helpers::spawn_app_with(|settings| settings.exports.workers = 0).await;
+    let ana = app.agent("ana").await;
+    let project = app.project(&ana, "Shop").await;
+    let aliases: String = (0..8)
+        .map(|i| format!("e{i}: exportContacts(projectId: $p, from: \"2026-01-01\", to: \"2026-01-31\") {{ id }} "))
+        .collect();
+    let body = app
+        .graphql(
+            Some(&ana.token),
+            &format!("mutation($p: ID!) {{ {aliases} }}"),
+            json!({"p": project}),
+        )
+        .await;
+    let limit = contacts::domain::exports::MAX_ACTIVE_EXPORTS_PER_AGENT as usize;
+    // The refused fields are non-null, so `data` is null (GraphQL 6.4.4);
+    // the first exports were queued all the same.
+    let queued: Vec<String> = export_job::Entity::find()
+        .all(&app.app_services.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|job| job.id.to_string())
+        .collect();
+    assert_eq!(queued.len(), limit, "{body}");
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 8 - limit, "{body}");
+    assert!(
+        errors
+            .iter()
+            .all(|error| error["extensions"]["code"] == "RATE_LIMITED"),
+        "{body}"
+    );
+    // A cancelled export makes room for another.
+    let cancel = app
+        .graphql(
+            Some(&ana.token),
+            "mutation($id: ID!) { cancelExport(id: $id) { status } }",
+            json!({"id": queued[0]}),
+        )
+        .await;
+    assert_eq!(
+        cancel["data"]["cancelExport"]["status"], "CANCELLED",
+        "{cancel}"
+    );
+    let again = app
+        .graphql(
+            Some(&ana.token),
+            "mutation($p: ID!) { exportContacts(projectId: $p, from: \"2026-01-01\", to: \"2026-01-31\") { id } }",
+            json!({"p": project}),
+        )
+        .await;
+    assert!(again["errors"].is_null(), "{again}");
+}

@@ -8,7 +8,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Number, Value, Variables};
 
-use super::shapes::{CostModel, PAGE_ARGUMENTS, Size};
+use super::shapes::{CostModel, ONCE_PER_PAGE, PAGE_ARGUMENTS, Size};
 
 /// What an introspection field (`__schema`, `__type`) costs, whatever it
 /// selects: it reads the schema, which is bounded, not the data. The
@@ -32,6 +32,7 @@ impl CostModel {
             operation,
             variables,
             fragment_costs: HashMap::new(),
+            fragment_once: HashMap::new(),
             expanding: HashSet::new(),
         };
         Some(walk.selections(self.root(operation.ty), &operation.selection_set.node))
@@ -65,6 +66,8 @@ struct Walk<'a> {
     /// that fragments spreading fragments twice over cannot make the walk
     /// itself exponential.
     fragment_costs: HashMap<&'a str, u64>,
+    /// The same for what a fragment holds that reads once per page.
+    fragment_once: HashMap<&'a str, u64>,
     /// Fragments being expanded: validation refuses cycles, and this keeps
     /// the walk finite should one get through.
     expanding: HashSet<&'a str>,
@@ -133,7 +136,53 @@ impl<'a> Walk<'a> {
             Size::AtMost(most) => most,
             Size::Page { default } => self.page_size(field).unwrap_or(default),
         };
-        items.saturating_mul(children.saturating_add(1))
+        let once = self.once_per_page(&shape.returns, &field.selection_set.node);
+        items
+            .saturating_mul(children.saturating_sub(once).saturating_add(1))
+            .saturating_add(once)
+            .saturating_add(model.scan_cost(type_name, name))
+    }
+
+    /// What the fields of `set` that read once per page (a count) cost, so
+    /// that the page size does not multiply them.
+    fn once_per_page(&mut self, type_name: &str, set: &'a SelectionSet) -> u64 {
+        set.items.iter().fold(0, |total, selection| {
+            let once = match &selection.node {
+                Selection::Field(field)
+                    if ONCE_PER_PAGE.contains(&(type_name, field.node.name.node.as_str())) =>
+                {
+                    self.field(type_name, &field.node)
+                }
+                Selection::Field(_) => 0,
+                Selection::InlineFragment(inline) => {
+                    self.once_per_page(type_name, &inline.node.selection_set.node)
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.fragment_once_per_page(&spread.node.fragment_name.node)
+                }
+            };
+            total.saturating_add(once)
+        })
+    }
+
+    /// `once_per_page` of a fragment, worked out once like its cost.
+    fn fragment_once_per_page(&mut self, name: &'a Name) -> u64 {
+        if let Some(once) = self.fragment_once.get(name.as_str()) {
+            return *once;
+        }
+        let Some(fragment) = self.document.fragments.get(name) else {
+            return 0;
+        };
+        if !self.expanding.insert(name.as_str()) {
+            return 0;
+        }
+        let once = self.once_per_page(
+            &fragment.node.type_condition.node.on.node,
+            &fragment.node.selection_set.node,
+        );
+        self.expanding.remove(name.as_str());
+        self.fragment_once.insert(name.as_str(), once);
+        once
     }
 
     /// The largest of the field's `first` and `last`, variables resolved;

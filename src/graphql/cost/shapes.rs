@@ -48,6 +48,23 @@ pub const UNPAGED_LIST_SIZES: &[(&str, &str, u64)] = &[
     ("Contact", "possibleDuplicates", duplicates::MAX_DUPLICATES),
 ];
 
+/// Fields whose work is not the rows they return, costed as the rows they
+/// read: counting a project's contacts, and a list whose search or filter
+/// may scan them (SQLite scans for a search; PostgreSQL uses its indexes,
+/// but the rule is the same on both).
+pub const SCAN_COSTS: &[(&str, &str, u64)] = &[
+    ("ContactConnection", "totalCount", 10_000),
+    ("QueryRoot", "contacts", 1_000),
+];
+
+/// Fields of a page object that read once per page, not once per item: a
+/// page's size does not multiply them.
+pub const ONCE_PER_PAGE: &[(&str, &str)] = &[("ContactConnection", "totalCount")];
+
+/// What one mutation of a document costs besides what it selects: it
+/// writes, and aliases run one after another.
+pub const MUTATION_COST: u64 = 100;
+
 /// A list the table forgot is still costed, as a full page.
 const UNLISTED_LIST_SIZE: u64 = MAX_PAGE_SIZE;
 
@@ -163,6 +180,19 @@ impl CostModel {
     pub(super) fn field(&self, type_name: &str, field_name: &str) -> Option<&FieldShape> {
         self.fields
             .get(&(type_name.to_owned(), field_name.to_owned()))
+    }
+
+    /// The rows a field reads besides those it returns.
+    pub(super) fn scan_cost(&self, type_name: &str, field_name: &str) -> u64 {
+        let scan = SCAN_COSTS
+            .iter()
+            .find(|(on, name, _)| *on == type_name && *name == field_name)
+            .map_or(0, |(_, _, rows)| *rows);
+        if type_name == self.roots.mutation {
+            scan.saturating_add(MUTATION_COST)
+        } else {
+            scan
+        }
     }
 
     pub(super) fn root(&self, operation: OperationType) -> &str {

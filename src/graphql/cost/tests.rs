@@ -48,10 +48,11 @@ fn pages_multiply_what_their_items_select_and_aliases_add_up() {
     let one = "contacts(projectId: $p, first: 100) { edges { node {
         chats(first: 100) { id } history(first: 100) { events { id } } } } }";
     // chats 100 × (1 + 1), history 100 × (1 + events (1 + 1)), node and
-    // edges 1 each, the page 100 × (1 + 502).
-    assert_eq!(cost(&format!("query($p: ID!) {{ {one} }}")), 50_300);
+    // edges 1 each, the page 100 × (1 + 502), and the scan a list of
+    // contacts may cost.
+    assert_eq!(cost(&format!("query($p: ID!) {{ {one} }}")), 50_300 + 1_000);
     let aliases: String = (0..200).map(|i| format!("a{i}: {one} ")).collect();
-    assert_eq!(cost(&format!("query($p: ID!) {{ {aliases} }}")), 10_060_000);
+    assert_eq!(cost(&format!("query($p: ID!) {{ {aliases} }}")), 10_260_000);
 }
 
 #[test]
@@ -69,22 +70,29 @@ fn unpaged_lists_cost_their_largest_size() {
 #[test]
 fn page_sizes_come_from_variables_defaults_and_the_schema() {
     let query = "query($n: Int = 7) { contacts(projectId: \"p\", first: $n) { nodes { id } } }";
-    assert_eq!(cost_with(query, None, json!({})), Some(7 * 3));
-    assert_eq!(cost_with(query, None, json!({"n": 30})), Some(30 * 3));
-    assert_eq!(cost_with(query, None, json!({"n": null})), Some(20 * 3));
+    let scan = 1_000;
+    assert_eq!(cost_with(query, None, json!({})), Some(7 * 3 + scan));
+    assert_eq!(
+        cost_with(query, None, json!({"n": 30})),
+        Some(30 * 3 + scan)
+    );
+    assert_eq!(
+        cost_with(query, None, json!({"n": null})),
+        Some(20 * 3 + scan)
+    );
     assert_eq!(
         cost("{ contacts(projectId: \"p\", last: 40) { nodes { id } } }"),
-        40 * 3
+        40 * 3 + scan
     );
     assert_eq!(
         cost("{ contacts(projectId: \"p\") { nodes { id } } }"),
-        20 * 3
+        20 * 3 + scan
     );
     // `chats` declares its default in the schema.
     assert_eq!(cost("{ contact(id: \"c\") { chats { id } } }"), 1 + 20 * 2);
     assert_eq!(
         cost("{ contacts(projectId: \"p\", first: -5) { nodes { id } } }"),
-        0
+        scan
     );
 }
 
@@ -92,7 +100,10 @@ fn page_sizes_come_from_variables_defaults_and_the_schema() {
 fn only_the_operation_that_runs_is_counted() {
     let document = "query cheap { me { id } } query costly { contacts(projectId: \"p\", first: 100) { nodes { id } } }";
     assert_eq!(cost_with(document, Some("cheap"), json!({})), Some(2));
-    assert_eq!(cost_with(document, Some("costly"), json!({})), Some(300));
+    assert_eq!(
+        cost_with(document, Some("costly"), json!({})),
+        Some(300 + 1_000)
+    );
     assert_eq!(cost_with(document, None, json!({})), None);
     assert_eq!(cost_with(document, Some("missing"), json!({})), None);
 }
@@ -101,8 +112,9 @@ fn only_the_operation_that_runs_is_counted() {
 fn fragments_are_expanded_where_they_are_spread() {
     let query = "query { contacts(projectId: \"p\", first: 10) { nodes { ...Detail ... on Contact { email } } } }
         fragment Detail on Contact { name chats(first: 5) { id } }";
-    // Each of 10 contacts: nodes 1, name 1, chats 5 × 2, email 1.
-    assert_eq!(cost(query), 10 * (1 + 1 + 1 + 10 + 1));
+    // Each of 10 contacts: nodes 1, name 1, chats 5 × 2, email 1; and the
+    // scan of the list.
+    assert_eq!(cost(query), 10 * (1 + 1 + 1 + 10 + 1) + 1_000);
 }
 
 #[test]
@@ -116,6 +128,29 @@ fn fragments_spread_twice_over_are_counted_without_walking_each_copy() {
     }
     query.push_str(" fragment F40 on Agent { id }");
     assert_eq!(cost(&query), 1 + (1 << 40));
+}
+
+#[test]
+fn counts_and_mutations_cost_the_work_they_do() {
+    // A count reads every contact the filter matches.
+    assert_eq!(
+        cost("{ contacts(projectId: \"p\", first: 1) { totalCount } }"),
+        1 + 10_001 + 1_000
+    );
+    // Once per page, whatever its size.
+    assert_eq!(
+        cost("{ contacts(projectId: \"p\", first: 50) { totalCount nodes { id } } }"),
+        50 * (1 + 2) + 10_001 + 1_000
+    );
+    let counts: String = (0..5)
+        .map(|i| format!("c{i}: contacts(projectId: \"p\", first: 1) {{ totalCount }} "))
+        .collect();
+    assert!(cost(&format!("{{ {counts} }}")) > Limits::default().max_query_cost);
+    // Aliased mutations add up.
+    let exports: String = (0..600)
+        .map(|i| format!("e{i}: exportContacts(projectId: \"p\", from: \"2026-01-01\", to: \"2026-01-02\") {{ id }} "))
+        .collect();
+    assert!(cost(&format!("mutation {{ {exports} }}")) > Limits::default().max_query_cost);
 }
 
 #[test]
