@@ -18,6 +18,7 @@ mod parse_bombs;
 mod projects;
 mod schema;
 mod server_process;
+mod sessions;
 mod statements;
 mod subscriptions;
 mod visitor_trust;

@@ -307,7 +307,10 @@ impl Connection {
                             Ok(_) => Some(AccessEnd::RoleChanged),
                             Err(AppError::NotFound(_)) => Some(AccessEnd::Removed),
                             Err(error) => {
-                                tracing::warn!(?error, "cannot check a subscription's access again");
+                                tracing::warn!(
+                                    ?error,
+                                    "cannot check a subscription's access again"
+                                );
                                 return Err(End::Close(CloseReason::Unavailable));
                             }
                         };
