@@ -77,7 +77,40 @@ pub async fn connect_with(
     Ok(db)
 }
 
+/// The advisory lock that instances starting together on one PostgreSQL
+/// database queue for, so that one migrates while the others wait and then
+/// find nothing left to do. Any fixed number that nothing else locks.
+const MIGRATION_LOCK_KEY: i64 = 0x636f_6e74_6163_7473; // "contacts"
+
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        // One SQLite file has one writer at a time already.
+        return run_migrations(db).await;
+    }
+    // A session lock, on a connection held apart from the pool the
+    // migrations run on: the lock lives as long as that connection, so a
+    // process that dies while migrating releases it with its connection.
+    let mut holder = db
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .context("cannot connect to take the migration lock")?;
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *holder)
+        .await
+        .context("cannot take the migration lock")?;
+    let migrated = run_migrations(db).await;
+    // Closing the connection releases the lock even if unlocking failed.
+    let _ = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *holder)
+        .await;
+    let _ = holder.close().await;
+    migrated
+}
+
+async fn run_migrations(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None)
         .await
         .context("database migrations failed")
@@ -119,6 +152,15 @@ pub fn is_unavailable(error: &sea_orm::DbErr) -> bool {
         }),
         _ => false,
     }
+}
+
+/// Whether a statement failed on a unique index: a concurrent request
+/// wrote the same key first.
+pub fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {

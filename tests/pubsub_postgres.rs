@@ -310,6 +310,9 @@ async fn delivery_resumes_after_the_listening_connection_is_killed() {
         first.publish(event.clone());
     }
     for subscriber in [&mut on_first, &mut on_second] {
+        // Subscribers hear that events may have been lost while the bus
+        // was not listening, before anything published afterwards.
+        assert_eq!(next_event(subscriber).await, Event::EventsMissed);
         for expected in &sent {
             assert_eq!(&next_event(subscriber).await, expected);
         }
@@ -368,6 +371,7 @@ async fn the_listener_keeps_retrying_while_the_database_refuses_connections() {
     wait_for_listeners_in(pool(&admin), name, &channel, |now| now.len() == 1).await;
     let sent = event();
     bus.publish(sent.clone());
+    assert_eq!(next_event(&mut subscriber).await, Event::EventsMissed);
     assert_eq!(next_event(&mut subscriber).await, sent);
     assert_nothing_more(&mut subscriber).await;
 }

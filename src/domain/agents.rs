@@ -4,6 +4,7 @@ use chrono::Utc;
 use entity::agent;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
+use crate::db;
 use crate::domain::auth::Password;
 use crate::domain::email::EmailAddress;
 use crate::domain::ids::new_id;
@@ -40,16 +41,16 @@ pub async fn create_agent(
     let email = EmailAddress::parse(email, "email")?;
     let name = parse_name(name, "name")?;
     let password = Password::parse(password)?;
+    let taken = || AppError::bad_input("email", "an agent with this email exists");
     if find_by_email(db, &email).await?.is_some() {
-        return Err(AppError::bad_input(
-            "email",
-            "an agent with this email exists",
-        ));
+        return Err(taken());
     }
     let password_hash = tokio::task::spawn_blocking(move || password.hash())
         .await
         .map_err(AppError::internal)??;
-    let agent = agent::ActiveModel {
+    // Two creations of one email can both pass the check above; the unique
+    // index decides, and the second hears what it would have heard later.
+    agent::ActiveModel {
         id: Set(new_id()),
         email: Set(email.into_string()),
         name: Set(name),
@@ -57,8 +58,14 @@ pub async fn create_agent(
         created_at: Set(Utc::now()),
     }
     .insert(db)
-    .await?;
-    Ok(agent)
+    .await
+    .map_err(|error| {
+        if db::is_unique_violation(&error) {
+            taken()
+        } else {
+            error.into()
+        }
+    })
 }
 
 pub async fn find_by_email(

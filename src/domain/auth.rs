@@ -9,8 +9,10 @@ use chrono::{DateTime, Utc};
 use entity::{access_token, agent};
 use rand::rngs::OsRng;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
 
 use crate::domain::email::EmailAddress;
+use crate::domain::events::SessionRevoked;
 use crate::domain::ids::{new_id, random_secret, secret_hash};
 use crate::error::{AppError, AppResult};
 
@@ -155,18 +157,67 @@ pub async fn authenticate(
         .await?)
 }
 
-/// Revokes one token; later requests with it are unauthenticated.
-pub async fn logout(db: &impl ConnectionTrait, token: &str) -> AppResult<()> {
-    access_token::Entity::update_many()
+/// A live token, with what a long-lived connection must know to end when
+/// the token does.
+#[derive(Clone, Debug)]
+pub struct LiveSession {
+    pub agent: agent::Model,
+    pub token_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The session a bearer token opens, if the token is live.
+pub async fn live_session(
+    db: &impl ConnectionTrait,
+    token: &str,
+) -> AppResult<Option<LiveSession>> {
+    if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
+        return Ok(None);
+    }
+    let Some(row) = access_token::Entity::find()
+        .filter(access_token::Column::TokenHash.eq(secret_hash(token)))
+        .filter(access_token::Column::RevokedAt.is_null())
+        .filter(access_token::Column::ExpiresAt.gt(Utc::now()))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(agent::Entity::find_by_id(row.agent_id)
+        .one(db)
+        .await?
+        .map(|agent| LiveSession {
+            agent,
+            token_id: row.id,
+            expires_at: row.expires_at,
+        }))
+}
+
+/// Revokes one token; later requests with it are unauthenticated. Returns
+/// the revocation when this call made it, for connections holding the
+/// token to hear of.
+pub async fn logout(db: &impl ConnectionTrait, token: &str) -> AppResult<Option<SessionRevoked>> {
+    let Some(row) = access_token::Entity::find()
+        .filter(access_token::Column::TokenHash.eq(secret_hash(token)))
+        .filter(access_token::Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let revoked = access_token::Entity::update_many()
         .col_expr(
             access_token::Column::RevokedAt,
             sea_orm::sea_query::Expr::value(Utc::now()),
         )
-        .filter(access_token::Column::TokenHash.eq(secret_hash(token)))
+        .filter(access_token::Column::Id.eq(row.id))
         .filter(access_token::Column::RevokedAt.is_null())
         .exec(db)
         .await?;
-    Ok(())
+    Ok((revoked.rows_affected > 0).then_some(SessionRevoked {
+        agent_id: row.agent_id,
+        token_id: row.id,
+    }))
 }
 
 #[cfg(test)]

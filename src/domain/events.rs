@@ -139,6 +139,15 @@ pub struct ProjectOriginsChanged {
     pub project_id: Uuid,
 }
 
+/// An agent's bearer token stopped being valid before its expiry (logout,
+/// revocation): every connection authenticated with it must end. Carries
+/// the token's id, never the token or its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRevoked {
+    pub agent_id: Uuid,
+    pub token_id: Uuid,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     MembershipChanged(MembershipChanged),
@@ -146,17 +155,25 @@ pub enum Event {
     ExportUpdated(ExportUpdated),
     NotificationCreated(NotificationCreated),
     ProjectOriginsChanged(ProjectOriginsChanged),
+    SessionRevoked(SessionRevoked),
+    /// Told by the bus to its own subscribers, never sent between
+    /// instances: events may have been lost (the PostgreSQL listener
+    /// reconnected, or a subscriber fell behind), so whoever relies on them
+    /// to stay correct (sessions, memberships, caches) reads the database
+    /// again.
+    EventsMissed,
 }
 
 impl Event {
-    /// The project whose members may see this event.
-    pub fn project_id(&self) -> Uuid {
+    /// The project whose members may see this event, if it belongs to one.
+    pub fn project_id(&self) -> Option<Uuid> {
         match self {
-            Event::MembershipChanged(change) => change.project_id,
-            Event::ContactChanged(change) => change.project_id,
-            Event::ExportUpdated(update) => update.project_id,
-            Event::NotificationCreated(created) => created.project_id,
-            Event::ProjectOriginsChanged(changed) => changed.project_id,
+            Event::MembershipChanged(change) => Some(change.project_id),
+            Event::ContactChanged(change) => Some(change.project_id),
+            Event::ExportUpdated(update) => Some(update.project_id),
+            Event::NotificationCreated(created) => Some(created.project_id),
+            Event::ProjectOriginsChanged(changed) => Some(changed.project_id),
+            Event::SessionRevoked(_) | Event::EventsMissed => None,
         }
     }
 }

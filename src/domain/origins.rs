@@ -270,7 +270,7 @@ impl OriginPolicy {
                     _ = stop.cancelled() => break,
                     _ = tick.tick() => {}
                     event = events.next() => match event {
-                        Some(Event::ProjectOriginsChanged(_)) => {}
+                        Some(Event::ProjectOriginsChanged(_) | Event::EventsMissed) => {}
                         Some(_) => continue,
                         None => break,
                     },

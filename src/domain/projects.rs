@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use entity::{agent, membership, project};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -182,23 +183,28 @@ pub async fn insert_member(
     let agent = agents::find_by_email(&txn, &email)
         .await?
         .ok_or_else(|| AppError::bad_input("email", "no agent has this email"))?;
-    let existing = membership::Entity::find_by_id((project_id, agent.id))
-        .one(&txn)
-        .await?;
-    if existing.is_some() {
+    // Two additions of one agent at once both find no membership; the
+    // primary key decides, and the one that finds it taken answers as if
+    // the agent had been a member all along.
+    let inserted = membership::Entity::insert(membership::ActiveModel {
+        project_id: Set(project_id),
+        agent_id: Set(agent.id),
+        role: Set(role),
+        created_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::columns([membership::Column::ProjectId, membership::Column::AgentId])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    if inserted == 0 {
         return Err(AppError::bad_input(
             "email",
             "this agent is already a member",
         ));
     }
-    membership::ActiveModel {
-        project_id: Set(project_id),
-        agent_id: Set(agent.id),
-        role: Set(role),
-        created_at: Set(Utc::now()),
-    }
-    .insert(&txn)
-    .await?;
     txn.commit().await?;
     Ok(MembershipChanged {
         project_id,
@@ -220,8 +226,11 @@ async fn change_membership(
     let txn = db.begin().await?;
     // Locking every membership row of the project serialises concurrent
     // changes, so two admins cannot demote each other at the same moment.
+    // In one order (by agent), so that two transactions locking the same
+    // rows cannot deadlock on each other.
     let memberships = membership::Entity::find()
         .filter(membership::Column::ProjectId.eq(access.project_id()))
+        .order_by_asc(membership::Column::AgentId)
         .lock_exclusive()
         .all(&txn)
         .await?;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use entity::agent;
 
 use crate::domain::auth;
+use crate::domain::events::Event;
 use crate::graphql::context::{require_agent, services, viewer};
 use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
@@ -99,7 +100,10 @@ impl AuthMutation {
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         require_agent(ctx)?;
         if let Some(token) = &viewer(ctx).token {
-            auth::logout(&services(ctx).db, token).await?;
+            let services = services(ctx);
+            if let Some(revoked) = auth::logout(&services.db, token).await? {
+                services.bus.publish(Event::SessionRevoked(revoked));
+            }
         }
         Ok(true)
     }

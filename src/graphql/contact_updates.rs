@@ -8,7 +8,7 @@ use crate::domain::access::Role;
 use crate::domain::contact_updates;
 use crate::domain::events::{ContactChangeKind, Event};
 use crate::graphql::contacts::Contact;
-use crate::graphql::context::{project_access, services};
+use crate::graphql::context::{services, subscription_access};
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum ContactUpdateKind {
@@ -40,7 +40,7 @@ impl ContactSubscription {
         ctx: &Context<'_>,
         project_id: ID,
     ) -> Result<impl Stream<Item = ContactUpdate> + use<>> {
-        let access = project_access(ctx, &project_id, Role::Agent).await?;
+        let access = subscription_access(ctx, &project_id, Role::Agent).await?;
         let project_id = access.project_id();
         let subscriber = access.agent_id();
         let db = services(ctx).db.clone();

@@ -1,5 +1,7 @@
 //! What a resolver knows about the caller, and the access checks built on it.
 
+use std::sync::{Arc, Mutex};
+
 use async_graphql::Context;
 use entity::agent;
 
@@ -64,6 +66,39 @@ pub fn require_visitor(ctx: &Context<'_>) -> AppResult<VisitorSession> {
     viewer(ctx).visitor.ok_or(AppError::Unauthenticated(
         "send the visitor token from startChat",
     ))
+}
+
+/// The project accesses a websocket subscription was granted when it
+/// started. The connection running it ends it when one of them ends
+/// (removal from the project, a role change), which the subscription's own
+/// stream would only notice at its next event, if ever.
+#[derive(Clone, Default)]
+pub struct HeldAccess(Arc<Mutex<Vec<ProjectAccess>>>);
+
+impl HeldAccess {
+    fn hold(&self, access: &ProjectAccess) {
+        if let Ok(mut held) = self.0.lock() {
+            held.push(access.clone());
+        }
+    }
+
+    pub fn accesses(&self) -> Vec<ProjectAccess> {
+        self.0.lock().map(|held| held.clone()).unwrap_or_default()
+    }
+}
+
+/// `project_access` for a subscription: the access is held for as long
+/// as the subscription runs, and its end ends the subscription.
+pub async fn subscription_access(
+    ctx: &Context<'_>,
+    project_id: &str,
+    needed: Role,
+) -> AppResult<ProjectAccess> {
+    let access = project_access(ctx, project_id, needed).await?;
+    if let Some(held) = ctx.data_opt::<HeldAccess>() {
+        held.hold(&access);
+    }
+    Ok(access)
 }
 
 /// The gate of every project-scoped resolver: the caller must be an agent

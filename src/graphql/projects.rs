@@ -11,7 +11,7 @@ use crate::domain::ids::parse_id;
 use crate::domain::projects;
 use crate::error::AppError;
 use crate::graphql::auth::Agent;
-use crate::graphql::context::{project_access, require_agent, services};
+use crate::graphql::context::{project_access, require_agent, services, subscription_access};
 use crate::graphql::loaders::Loaders;
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -269,7 +269,7 @@ impl ProjectSubscription {
         ctx: &Context<'_>,
         project_id: ID,
     ) -> Result<impl Stream<Item = MembershipChange> + use<>> {
-        let access = project_access(ctx, &project_id, Role::Agent).await?;
+        let access = subscription_access(ctx, &project_id, Role::Agent).await?;
         let project_id = access.project_id();
         Ok(services(ctx)
             .bus

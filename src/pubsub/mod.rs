@@ -14,7 +14,8 @@ pub use postgres::PgNotifyBus;
 pub trait EventBus: Send + Sync {
     /// Hands the event to every current subscriber; never blocks on slow ones.
     fn publish(&self, event: Event);
-    /// Every event published from now on.
+    /// Every event published from now on, and [`Event::EventsMissed`]
+    /// where some may not have arrived.
     fn subscribe(&self) -> BoxStream<'static, Event>;
 
     /// Announces every contact change an operation made.
@@ -54,9 +55,11 @@ impl EventBus for InProcessBus {
             .filter_map(|received| async move {
                 match received {
                     Ok(event) => Some(event),
+                    // The subscriber hears that it missed some, so that it
+                    // can catch up from the database.
                     Err(lagged) => {
                         tracing::warn!(%lagged, "a slow subscriber missed events");
-                        None
+                        Some(Event::EventsMissed)
                     }
                 }
             })
@@ -89,5 +92,18 @@ mod tests {
         bus.publish(sent.clone());
         assert_eq!(first.next().await, Some(sent.clone()));
         assert_eq!(second.next().await, Some(sent));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_hears_that_it_missed_events() {
+        let bus = InProcessBus::new(2);
+        let mut subscriber = bus.subscribe();
+        let sent: Vec<Event> = (0..3).map(|_| event()).collect();
+        for event in &sent {
+            bus.publish(event.clone());
+        }
+        assert_eq!(subscriber.next().await, Some(Event::EventsMissed));
+        assert_eq!(subscriber.next().await, Some(sent[1].clone()));
+        assert_eq!(subscriber.next().await, Some(sent[2].clone()));
     }
 }

@@ -11,8 +11,11 @@
 //! subscribers through an [`InProcessBus`].
 //!
 //! NOTIFY is fire-and-forget: events published while the listening connection
-//! is being re-established are not delivered to this instance (a warning says
-//! when that may have happened).
+//! is being re-established are not delivered to this instance. Once it
+//! listens again, the bus tells its local subscribers
+//! [`Event::EventsMissed`] (and logs a warning), so that what depends on
+//! events (open sessions, memberships, caches) is checked against the
+//! database.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,6 +112,11 @@ impl PgNotifyBus {
 
 impl EventBus for PgNotifyBus {
     fn publish(&self, event: Event) {
+        // Only ever true of this instance's own subscribers.
+        if event == Event::EventsMissed {
+            self.local.publish(event);
+            return;
+        }
         let payload = match serde_json::to_string(&event) {
             Ok(payload) => payload,
             Err(error) => {
@@ -201,6 +209,7 @@ async fn run_listener(
                             "listening for events again; events published meanwhile were missed"
                         );
                         listener = Some(new_listener);
+                        local.publish(Event::EventsMissed);
                     }
                     Err(error) => {
                         tracing::warn!(%error, %channel, ?retry_delay, "cannot listen for events; retrying");
@@ -217,12 +226,16 @@ async fn run_listener(
                     retry_delay = FIRST_RETRY_DELAY;
                     deliver(&local, &channel, &notification);
                 }
-                // The connection dropped and the listener made a new one.
-                Ok(None) => tracing::warn!(
-                    %channel,
-                    "the connection listening for events was lost and re-established; \
-                     events published meanwhile were missed"
-                ),
+                // The connection dropped and the listener made a new one
+                // (it reconnects eagerly), which listens already.
+                Ok(None) => {
+                    tracing::warn!(
+                        %channel,
+                        "the connection listening for events was lost and re-established; \
+                         events published meanwhile were missed"
+                    );
+                    local.publish(Event::EventsMissed);
+                }
                 Err(error) => {
                     tracing::warn!(%error, %channel, "lost the connection listening for events; reconnecting");
                     listener = None;

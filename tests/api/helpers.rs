@@ -131,6 +131,23 @@ async fn fresh_settings() -> (Settings, TestDatabase, TempDir) {
     (settings, database, data_dir)
 }
 
+/// Settings for an app on a fresh database that nothing has started on
+/// yet; the database and data folder live as long as this.
+pub struct UnstartedApp {
+    pub settings: Settings,
+    _database: TestDatabase,
+    _data_dir: TempDir,
+}
+
+pub async fn unstarted_app() -> UnstartedApp {
+    let (settings, database, data_dir) = fresh_settings().await;
+    UnstartedApp {
+        settings,
+        _database: database,
+        _data_dir: data_dir,
+    }
+}
+
 pub async fn spawn_app_full(configure: impl FnOnce(&mut Settings), adapters: Adapters) -> TestApp {
     let (mut settings, database, data_dir) = fresh_settings().await;
     configure(&mut settings);

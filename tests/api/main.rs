@@ -19,6 +19,7 @@ mod projects;
 mod response_shape;
 mod schema;
 mod server_process;
+mod sessions;
 mod statements;
 mod subscriptions;
 mod visitor_trust;

@@ -300,6 +300,9 @@ async fn a_removed_member_stops_receiving_contact_updates() {
         json!({"i": {"projectKey": key, "visitorId": "after-removal"}}),
     )
     .await;
+    // Ended by the removal itself, as for any project the agent is not in.
     let message = next(&mut socket).await.unwrap();
-    assert_eq!(message["type"], "complete", "{message}");
+    assert_eq!(message["type"], "error", "{message}");
+    assert_eq!(message["id"], "c", "{message}");
+    assert_eq!(message["payload"][0]["extensions"]["code"], "NOT_FOUND");
 }

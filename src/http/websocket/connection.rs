@@ -1,19 +1,27 @@
 //! One websocket connection: the handshake, then its operations, until either side ends it.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::{BoxStream, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::connection_init::{InitRefusal, authenticate_connection, still_live};
 use super::operations::{MAX_OPERATIONS, OperationEvent, Operations};
 use super::protocol::{ClientMessage, CloseReason, Protocol, ServerMessage};
+use super::session::{AccessEnd, Consequence, Session};
+use crate::domain::access::{self, Role};
+use crate::domain::events::Event;
+use crate::error::AppError;
 use crate::graphql::AppSchema;
 use crate::http::request_pipeline::{Caller, RawRequest, prepare_request, refusal_error};
+use crate::pubsub::EventBus;
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +38,8 @@ pub struct Setup {
     /// The client address and browser origin; the viewer comes with
     /// `connection_init`.
     pub caller: Caller,
+    /// Tells of revoked tokens and ended memberships, from any instance.
+    pub bus: Arc<dyn EventBus>,
     pub shutdown: CancellationToken,
 }
 
@@ -46,8 +56,17 @@ struct Connection {
     sink: SplitSink<WebSocket, Message>,
     /// Set by an accepted `connection_init`.
     acknowledged: bool,
+    /// The token the connection was acknowledged with.
+    session: Option<Session>,
+    /// The bus, from just before the token was checked, so that no
+    /// revocation after the check goes unheard.
+    events: Option<BoxStream<'static, Event>>,
     operations: Operations,
 }
+
+/// A token lives at most this long as far as the timer knows, so that a
+/// far-off expiry does not overflow it.
+const LONGEST_TIMER: Duration = Duration::from_secs(24 * 60 * 60);
 
 pub async fn serve(socket: WebSocket, setup: Setup) {
     let (sink, incoming) = socket.split();
@@ -55,6 +74,8 @@ pub async fn serve(socket: WebSocket, setup: Setup) {
         setup,
         sink,
         acknowledged: false,
+        session: None,
+        events: None,
         operations: Operations::default(),
     };
     let end = connection.run(incoming).await;
@@ -84,6 +105,18 @@ impl Connection {
                 _ = keep_alive.tick(), if sends_keep_alive && self.acknowledged => {
                     self.send(ServerMessage::KeepAlive).await
                 }
+                // Re-armed every turn: a re-check may have moved the expiry.
+                _ = tokio::time::sleep(self.until_expiry()), if self.session.is_some() => {
+                    Err(End::Close(CloseReason::Unauthorized))
+                }
+                event = next_event(&mut self.events) => match event {
+                    Some(event) => self.on_bus_event(event).await,
+                    // The bus is gone: the server is stopping.
+                    None => {
+                        self.events = None;
+                        Ok(())
+                    }
+                },
                 (id, event) = self.operations.next() => self.on_event(id, event).await,
                 message = incoming.next() => match message {
                     Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
@@ -130,9 +163,12 @@ impl Connection {
         if self.acknowledged {
             return Err(End::Close(CloseReason::TooManyInits));
         }
+        let events = self.setup.bus.subscribe();
         match authenticate_connection(&self.setup.db, payload.as_ref()).await {
-            Ok(viewer) => {
+            Ok((viewer, session)) => {
                 self.setup.caller.viewer = viewer;
+                self.session = Some(Session::from(&session));
+                self.events = Some(events);
                 self.acknowledged = true;
                 // A legacy client hears its first `ka` at once, from the
                 // keep-alive timer.
@@ -205,13 +241,110 @@ impl Connection {
             return Err(End::Close(CloseReason::Unauthorized));
         };
         match still_live(&self.setup.db, &token).await {
-            Ok(Some(agent)) => {
-                self.setup.caller.viewer.agent = Some(agent);
+            Ok(Some(live)) => {
+                self.session = Some(Session::from(&live));
+                self.setup.caller.viewer.agent = Some(live.agent);
                 Ok(())
             }
             Ok(None) => Err(End::Close(CloseReason::Unauthorized)),
             Err(_) => Err(End::Close(CloseReason::Unavailable)),
         }
+    }
+
+    fn until_expiry(&self) -> Duration {
+        self.session
+            .as_ref()
+            .map_or(LONGEST_TIMER, Session::remaining)
+            .min(LONGEST_TIMER)
+    }
+
+    async fn on_bus_event(&mut self, event: Event) -> Result<(), End> {
+        let Some(session) = &self.session else {
+            return Ok(());
+        };
+        match session.consequence_of(&event) {
+            None => Ok(()),
+            Some(Consequence::SessionEnded) => Err(End::Close(CloseReason::Unauthorized)),
+            Some(Consequence::AccessEnded { project_id, end }) => {
+                let ended: Vec<String> = self
+                    .operations
+                    .holding_access()
+                    .into_iter()
+                    .filter(|(_, accesses)| accesses.iter().any(|a| a.project_id() == project_id))
+                    .map(|(id, _)| id)
+                    .collect();
+                self.end_operations(ended, end).await
+            }
+            Some(Consequence::CheckAgain) => {
+                self.recheck_token().await?;
+                self.recheck_accesses().await
+            }
+        }
+    }
+
+    /// Reads every access the running subscriptions hold again, and ends
+    /// those whose access is gone or changed.
+    async fn recheck_accesses(&mut self) -> Result<(), End> {
+        let Some(agent_id) = self.session.as_ref().map(Session::agent_id) else {
+            return Ok(());
+        };
+        let mut current: HashMap<Uuid, Option<AccessEnd>> = HashMap::new();
+        let mut ended: HashMap<AccessEnd, Vec<String>> = HashMap::new();
+        for (id, accesses) in self.operations.holding_access() {
+            for held in accesses {
+                let end = match current.get(&held.project_id()) {
+                    Some(end) => *end,
+                    None => {
+                        let end = match access::require_role(
+                            &self.setup.db,
+                            agent_id,
+                            held.project_id(),
+                            Role::Agent,
+                        )
+                        .await
+                        {
+                            Ok(now) if now.role() == held.role() => None,
+                            Ok(_) => Some(AccessEnd::RoleChanged),
+                            Err(AppError::NotFound(_)) => Some(AccessEnd::Removed),
+                            Err(error) => {
+                                tracing::warn!(
+                                    ?error,
+                                    "cannot check a subscription's access again"
+                                );
+                                return Err(End::Close(CloseReason::Unavailable));
+                            }
+                        };
+                        current.insert(held.project_id(), end);
+                        end
+                    }
+                };
+                if let Some(end) = end {
+                    ended.entry(end).or_default().push(id.clone());
+                    break;
+                }
+            }
+        }
+        for (end, ids) in ended {
+            self.end_operations(ids, end).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the operations and tells the client why, with an `error` for
+    /// each: in both protocols that ends the operation, and nothing follows
+    /// for its id.
+    async fn end_operations(&mut self, ids: Vec<String>, end: AccessEnd) -> Result<(), End> {
+        let errors = [end.error()];
+        for id in ids {
+            if self.operations.stop(&id) {
+                self.send(ServerMessage::Error {
+                    id: &id,
+                    errors: &errors,
+                })
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn on_event(&mut self, id: String, event: OperationEvent) -> Result<(), End> {
@@ -240,6 +373,14 @@ impl Connection {
             .send(Message::Text(text.into()))
             .await
             .map_err(|_| End::Gone)
+    }
+}
+
+/// The next event of the bus; pending until the connection listens.
+async fn next_event(events: &mut Option<BoxStream<'static, Event>>) -> Option<Event> {
+    match events {
+        Some(events) => events.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -3,7 +3,7 @@
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
 
-use crate::domain::auth;
+use crate::domain::auth::{self, LiveSession};
 use crate::graphql::context::Viewer;
 
 /// Why `connection_init` is refused.
@@ -16,11 +16,12 @@ pub enum InitRefusal {
 }
 
 /// The agent whose live token the payload carries, under `authorization`
-/// (`Bearer <token>` or the bare token), `Authorization` or `token`.
+/// (`Bearer <token>` or the bare token), `Authorization` or `token`, with
+/// the session that token opens.
 pub async fn authenticate_connection(
     db: &DatabaseConnection,
     payload: Option<&Value>,
-) -> Result<Viewer, InitRefusal> {
+) -> Result<(Viewer, LiveSession), InitRefusal> {
     let token = payload
         .and_then(|payload| {
             ["authorization", "Authorization", "token"]
@@ -35,23 +36,25 @@ pub async fn authenticate_connection(
                 .to_owned()
         })
         .ok_or(InitRefusal::NoLiveToken)?;
-    let agent = still_live(db, &token)
+    let session = still_live(db, &token)
         .await?
         .ok_or(InitRefusal::NoLiveToken)?;
-    Ok(Viewer {
-        agent: Some(agent),
+    let viewer = Viewer {
+        agent: Some(session.agent.clone()),
         token: Some(token),
         visitor: None,
-    })
+    };
+    Ok((viewer, session))
 }
 
-/// The token's agent, if the token is still live: checked at
-/// `connection_init` and again at every operation.
+/// The token's session, if the token is still live: checked at
+/// `connection_init`, again at every operation, and whenever events may
+/// have been missed.
 pub async fn still_live(
     db: &DatabaseConnection,
     token: &str,
-) -> Result<Option<entity::agent::Model>, InitRefusal> {
-    auth::authenticate(db, token).await.map_err(|error| {
+) -> Result<Option<LiveSession>, InitRefusal> {
+    auth::live_session(db, token).await.map_err(|error| {
         tracing::warn!(?error, "cannot check a websocket connection's token");
         InitRefusal::Unavailable
     })

@@ -4,6 +4,7 @@ mod connection;
 mod connection_init;
 mod operations;
 mod protocol;
+mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,7 @@ pub fn upgrade(
                 schema: state.schema.clone(),
                 db: state.services.db.clone(),
                 caller,
+                bus: state.services.bus.clone(),
                 shutdown: state.shutdown.clone(),
             };
             connection::serve(socket, setup)

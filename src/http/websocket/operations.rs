@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
+use crate::domain::access::ProjectAccess;
 use crate::graphql::AppSchema;
+use crate::graphql::context::HeldAccess;
 use crate::graphql::errors::tag_request_errors;
 use crate::graphql::null_propagation::propagate_nulls;
 
@@ -40,11 +42,19 @@ struct Tagged {
     event: OperationEvent,
 }
 
+/// A running operation: its run number, its task, and the project accesses
+/// its resolvers hold.
+struct Running {
+    run: u64,
+    abort: AbortHandle,
+    held: HeldAccess,
+}
+
 /// Each operation runs in its own task, so that one waiting on the
 /// database or on the client never holds up the others or the connection.
 /// Dropping this aborts them all.
 pub struct Operations {
-    running: HashMap<String, (u64, AbortHandle)>,
+    running: HashMap<String, Running>,
     tasks: JoinSet<()>,
     sender: mpsc::Sender<Tagged>,
     events: mpsc::Receiver<Tagged>,
@@ -78,7 +88,8 @@ impl Operations {
         let run = self.runs;
         let sender = self.sender.clone();
         let (query, operation_name) = (request.query.clone(), request.operation_name.clone());
-        let mut responses = schema.execute_stream(request);
+        let held = HeldAccess::default();
+        let mut responses = schema.execute_stream(request.data(held.clone()));
         let key = id.clone();
         let task = async move {
             let mut first = true;
@@ -111,14 +122,24 @@ impl Operations {
         let abort = self
             .tasks
             .spawn(task.instrument(tracing::info_span!("websocket operation", id)));
-        self.running.insert(id, (run, abort));
+        self.running.insert(id, Running { run, abort, held });
+    }
+
+    /// The running operations that hold project accesses, with those
+    /// accesses.
+    pub fn holding_access(&self) -> Vec<(String, Vec<ProjectAccess>)> {
+        self.running
+            .iter()
+            .map(|(id, running)| (id.clone(), running.held.accesses()))
+            .filter(|(_, accesses)| !accesses.is_empty())
+            .collect()
     }
 
     /// Stops the operation; whether it was running.
     pub fn stop(&mut self, id: &str) -> bool {
         match self.running.remove(id) {
-            Some((_, abort)) => {
-                abort.abort();
+            Some(running) => {
+                running.abort.abort();
                 true
             }
             None => false,
@@ -136,7 +157,7 @@ impl Operations {
             if self
                 .running
                 .get(&id)
-                .is_none_or(|(current, _)| *current != run)
+                .is_none_or(|running| running.run != run)
             {
                 continue;
             }
