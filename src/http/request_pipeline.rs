@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::input_guard::{self, InputRefusal};
-use crate::domain::origins::BrowserOrigin;
+use crate::protection::origins::BrowserOrigin;
 use crate::graphql::context::{RequestOrigin, Viewer};
 
 /// A GraphQL request as JSON: the body of a POST, the payload of a
