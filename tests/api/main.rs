@@ -18,6 +18,7 @@ mod parse_bombs;
 mod projects;
 mod schema;
 mod server_process;
+mod shared_limits;
 mod statements;
 mod subscriptions;
 mod visitor_trust;

@@ -409,7 +409,7 @@ mod tests {
         // The oldest went first.
         assert!(!table.entries.contains_key(&(Counter::Email, "0".to_owned())));
         assert!(table.entries.contains_key(&(Counter::Email, "4".to_owned())));
-        table.expire(Duration::from_secs(63));
+        table.expire(Duration::from_millis(63_500));
         assert_eq!(table.entries.len(), 1);
     }
 }
