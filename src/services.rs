@@ -5,9 +5,9 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
+use crate::geo::GeoLocator;
 use crate::protection::origins::OriginPolicy;
 use crate::protection::rate_limit::RateLimiter;
-use crate::geo::GeoLocator;
 use crate::pubsub::EventBus;
 use crate::storage::{ExportStore, LocalStore};
 

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::input_guard::{self, InputRefusal};
-use crate::protection::origins::BrowserOrigin;
 use crate::graphql::context::{RequestOrigin, Viewer};
+use crate::protection::origins::BrowserOrigin;
 
 /// A GraphQL request as JSON: the body of a POST, the payload of a
 /// websocket `subscribe` or `start`.

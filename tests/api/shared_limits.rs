@@ -121,8 +121,7 @@ async fn parallel_wrong_logins_over_a_websocket_are_held_to_the_free_count() {
 
 #[tokio::test]
 async fn a_lockout_on_one_instance_holds_on_another_sharing_redis() {
-    let Some(redis) = test_redis("a_lockout_on_one_instance_holds_on_another_sharing_redis")
-    else {
+    let Some(redis) = test_redis("a_lockout_on_one_instance_holds_on_another_sharing_redis") else {
         return;
     };
     let first = spawn_app_with(|settings| use_redis(settings, &redis)).await;

@@ -125,12 +125,7 @@ impl StatementCounter {
     ) -> (Value, usize) {
         let request_id = format!("count-{}", Uuid::now_v7());
         let body = app
-            .graphql_with_headers(
-                token,
-                &[("x-request-id", &request_id)],
-                query,
-                variables,
-            )
+            .graphql_with_headers(token, &[("x-request-id", &request_id)], query, variables)
             .await;
         let count = self
             .counts

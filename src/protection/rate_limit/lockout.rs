@@ -106,7 +106,16 @@ mod tests {
         let secs = |s| Some(Duration::from_secs(s));
         assert_eq!(
             locks,
-            [None, None, None, secs(1), secs(2), secs(4), secs(8), secs(10)]
+            [
+                None,
+                None,
+                None,
+                secs(1),
+                secs(2),
+                secs(4),
+                secs(8),
+                secs(10)
+            ]
         );
     }
 

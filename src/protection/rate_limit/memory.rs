@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use governor::clock::{Clock, DefaultClock, Reference};
-use governor::state::keyed::DefaultKeyedStateStore;
 use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::lockout::{Failures, LockRule};
@@ -20,12 +20,8 @@ use crate::config::RateLimitSettings;
 /// Counters kept at most; past it the one closest to being forgotten goes.
 const MAX_LOCKOUT_ENTRIES: usize = 100_000;
 
-type KeyedBuckets<C> = RateLimiter<
-    String,
-    DefaultKeyedStateStore<String>,
-    C,
-    NoOpMiddleware<<C as Clock>::Instant>,
->;
+type KeyedBuckets<C> =
+    RateLimiter<String, DefaultKeyedStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 pub struct MemoryLimiter<C: Clock = DefaultClock> {
     clock: C,
@@ -280,10 +276,7 @@ mod tests {
     fn a_burst_passes_then_the_client_waits_for_the_refill() {
         let (limiter, clock) = limiter();
         for _ in 0..3 {
-            assert_eq!(
-                limiter.take_now(Bucket::PublicIp, "a"),
-                Admission::Admitted
-            );
+            assert_eq!(limiter.take_now(Bucket::PublicIp, "a"), Admission::Admitted);
         }
         // 3 per minute: a token every 20 s.
         assert_eq!(
@@ -296,14 +289,8 @@ mod tests {
             Duration::from_secs(5)
         );
         clock.advance(Duration::from_secs(5));
-        assert_eq!(
-            limiter.take_now(Bucket::PublicIp, "a"),
-            Admission::Admitted
-        );
-        assert_eq!(
-            limiter.take_now(Bucket::PublicIp, "b"),
-            Admission::Admitted
-        );
+        assert_eq!(limiter.take_now(Bucket::PublicIp, "a"), Admission::Admitted);
+        assert_eq!(limiter.take_now(Bucket::PublicIp, "b"), Admission::Admitted);
         assert_eq!(
             limiter.take_now(Bucket::PublicProject, "a"),
             Admission::Admitted,
@@ -317,10 +304,7 @@ mod tests {
         settings.public_per_ip = 0;
         let limiter = MemoryLimiter::new(&settings);
         for _ in 0..1000 {
-            assert_eq!(
-                limiter.take_now(Bucket::PublicIp, "a"),
-                Admission::Admitted
-            );
+            assert_eq!(limiter.take_now(Bucket::PublicIp, "a"), Admission::Admitted);
         }
     }
 
@@ -407,8 +391,16 @@ mod tests {
         assert_eq!(table.entries.len(), 3);
         assert_eq!(table.by_expiry.len(), 3);
         // The oldest went first.
-        assert!(!table.entries.contains_key(&(Counter::Email, "0".to_owned())));
-        assert!(table.entries.contains_key(&(Counter::Email, "4".to_owned())));
+        assert!(
+            !table
+                .entries
+                .contains_key(&(Counter::Email, "0".to_owned()))
+        );
+        assert!(
+            table
+                .entries
+                .contains_key(&(Counter::Email, "4".to_owned()))
+        );
         table.expire(Duration::from_millis(63_500));
         assert_eq!(table.entries.len(), 1);
     }

@@ -104,9 +104,8 @@ impl RedisLimiter {
     /// Connects lazily: an instance starts while Redis is down, and counts
     /// alone until it is back.
     pub fn open(url: &str, settings: &RateLimitSettings) -> anyhow::Result<RedisLimiter> {
-        let client = redis::Client::open(url).map_err(|_| {
-            anyhow::anyhow!("REDIS_URL must be a redis:// or rediss:// URL")
-        })?;
+        let client = redis::Client::open(url)
+            .map_err(|_| anyhow::anyhow!("REDIS_URL must be a redis:// or rediss:// URL"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
