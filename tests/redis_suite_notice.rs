@@ -14,6 +14,9 @@ fn main() {
             println!("!! Redis suite SKIPPED: limits shared across instances were not tested.");
             println!("!! Run them with a Redis server and");
             println!(
+                "!!     TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test --lib rate_limit::redis"
+            );
+            println!(
                 "!!     TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test --test api shared_limits"
             );
             println!("!! (each test uses keys of its own prefix; .ci/run does this.)");

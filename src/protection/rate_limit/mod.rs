@@ -105,11 +105,6 @@ impl RateLimiter {
         Ok(RateLimiter { settings, store })
     }
 
-    /// Whether the counts are shared with other instances.
-    pub fn is_shared(&self) -> bool {
-        self.settings.redis_url.is_some()
-    }
-
     /// A `startChat` for the project with `project_key`, counted before the
     /// project is looked up.
     pub async fn start_chat_for_key(&self, project_key: &str) -> AppResult<()> {

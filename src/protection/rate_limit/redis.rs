@@ -238,3 +238,115 @@ impl Limiter for RedisLimiter {
         self.fallback.housekeeping();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::lockout::LockRule;
+    use super::*;
+
+    /// A limiter on the Redis of TEST_REDIS_URL under keys of its own, or
+    /// `None` (said loudly) when it is not set.
+    fn limiter(test: &str, settings: RateLimitSettings) -> Option<RedisLimiter> {
+        let url = std::env::var("TEST_REDIS_URL")
+            .ok()
+            .filter(|url| !url.is_empty());
+        let Some(url) = url else {
+            eprintln!("SKIPPED {test}: set TEST_REDIS_URL=redis://127.0.0.1:6379 to run it");
+            return None;
+        };
+        let settings = RateLimitSettings {
+            redis_key_prefix: format!("contacts-test:{}:", uuid::Uuid::now_v7()),
+            ..settings
+        };
+        Some(RedisLimiter::open(&url, &settings).expect("a Redis URL"))
+    }
+
+    fn waits(admission: Admission) -> Duration {
+        match admission {
+            Admission::Wait(wait) => wait,
+            Admission::Admitted => panic!("expected a wait"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bucket_lets_a_minute_of_requests_through_then_asks_to_wait() {
+        let settings = RateLimitSettings {
+            public_per_ip: 3,
+            ..RateLimitSettings::default()
+        };
+        let Some(limiter) = limiter("redis bucket", settings) else {
+            return;
+        };
+        for _ in 0..3 {
+            assert_eq!(
+                limiter.take(Bucket::PublicIp, "a").await,
+                Admission::Admitted
+            );
+        }
+        // 3 per minute: the next token comes in 20 s.
+        let wait = waits(limiter.take(Bucket::PublicIp, "a").await);
+        assert!(
+            (Duration::from_secs(19)..=Duration::from_secs(20)).contains(&wait),
+            "{wait:?}"
+        );
+        assert_eq!(
+            limiter.take(Bucket::PublicIp, "b").await,
+            Admission::Admitted
+        );
+        assert!(
+            limiter.skip_until.lock().unwrap().is_none(),
+            "Redis answered"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_lock_follows_the_shared_rule_and_a_success_clears_the_email() {
+        let settings = RateLimitSettings {
+            login_email_free_failures: 1,
+            login_ip_free_failures: 100,
+            login_lock_base: Duration::from_millis(200),
+            ..RateLimitSettings::default()
+        };
+        let Some(limiter) = limiter("redis lock", settings.clone()) else {
+            return;
+        };
+        let rule = LockRule::for_email(&settings);
+        for count in 1..=3 {
+            assert_eq!(
+                limiter.reserve_login("ana", "192.0.2.1").await,
+                Admission::Admitted
+            );
+            let lock = rule.lock_for(count).expect("a lock");
+            let wait = waits(limiter.reserve_login("ana", "192.0.2.1").await);
+            assert!(
+                wait <= lock && wait + Duration::from_millis(100) > lock,
+                "{wait:?}"
+            );
+            // The lock is the point: the next attempt is admitted when it ends.
+            tokio::time::sleep(wait).await;
+        }
+        // An attempt the database could not check is given back: the lock
+        // is the one of the failures before it ...
+        assert_eq!(
+            limiter.reserve_login("ana", "192.0.2.1").await,
+            Admission::Admitted
+        );
+        limiter
+            .settle_login("ana", "192.0.2.1", LoginOutcome::NotChecked)
+            .await;
+        let wait = waits(limiter.reserve_login("ana", "192.0.2.1").await);
+        assert!(wait <= rule.lock_for(3).expect("a lock"), "{wait:?}");
+        // ... and a success clears the email.
+        limiter
+            .settle_login("ana", "192.0.2.1", LoginOutcome::Succeeded)
+            .await;
+        assert_eq!(
+            limiter.reserve_login("ana", "192.0.2.1").await,
+            Admission::Admitted
+        );
+        assert!(
+            limiter.skip_until.lock().unwrap().is_none(),
+            "Redis answered"
+        );
+    }
+}
