@@ -19,6 +19,11 @@ const START: &str =
 /// The default free failures of one email.
 const FREE_FAILURES: usize = 5;
 
+/// A first lock long enough to outlast any test, however slow the machine.
+fn long_locks(settings: &mut Settings) {
+    settings.rate_limits.login_lock_base = std::time::Duration::from_secs(60);
+}
+
 /// The Redis the shared-limit tests use, or `None` (and a loud line) when
 /// TEST_REDIS_URL is not set.
 fn test_redis(test: &str) -> Option<String> {
@@ -68,13 +73,24 @@ async fn parallel_wrong_logins(apps: &[&TestApp], email: &str, attempts: usize) 
 
 #[tokio::test]
 async fn parallel_wrong_logins_reach_the_password_check_at_most_the_free_count() {
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app_with(long_locks).await;
     let ana = app.agent("ana").await;
     let reached = parallel_wrong_logins(&[&app], &ana.email, 12).await;
     println!("HTTP: {reached} of 12 parallel wrong logins reached the password check");
     assert!((1..=FREE_FAILURES).contains(&reached), "{reached}");
-    let body = login(&app, &ana.email, PASSWORD).await;
-    assert_eq!(error_code(&body), "RATE_LIMITED", "locked: {body}");
+    // Locked: the right password among more attempts does not win.
+    let bodies = join_all((0..6).map(|n| {
+        let app = &app;
+        let email = &ana.email;
+        async move {
+            let password = if n == 3 { PASSWORD } else { "wrong again" };
+            login(app, email, password).await
+        }
+    }))
+    .await;
+    for body in &bodies {
+        assert_eq!(error_code(body), "RATE_LIMITED", "locked: {body}");
+    }
 }
 
 #[tokio::test]
@@ -91,7 +107,7 @@ async fn parallel_wrong_logins_from_one_address_are_held_to_its_free_count() {
 
 #[tokio::test]
 async fn parallel_wrong_logins_over_a_websocket_are_held_to_the_free_count() {
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app_with(long_locks).await;
     let operator = app.agent("operator").await;
     let ana = app.agent("ana").await;
     let mut socket = connect_as(&app.ws_url(), MODERN, &operator.token).await;
@@ -124,7 +140,11 @@ async fn a_lockout_on_one_instance_holds_on_another_sharing_redis() {
     let Some(redis) = test_redis("a_lockout_on_one_instance_holds_on_another_sharing_redis") else {
         return;
     };
-    let first = spawn_app_with(|settings| use_redis(settings, &redis)).await;
+    let first = spawn_app_with(|settings| {
+        use_redis(settings, &redis);
+        long_locks(settings);
+    })
+    .await;
     let second = first.another_instance(Adapters::default()).await;
     let ana = first.agent("ana").await;
     let bob = first.agent("bob").await;
@@ -166,6 +186,12 @@ async fn a_per_address_limit_counts_across_instances_sharing_redis() {
     for app in [&second, &first] {
         let body = start_chat_from(app, &key, "203.0.113.7").await;
         assert_eq!(error_code(&body), "RATE_LIMITED", "{body}");
+        // Three a minute: the next token in 20 s, less the time taken.
+        let retry_after = body["errors"][0]["extensions"]["retryAfter"].as_u64();
+        assert!(
+            retry_after.is_some_and(|secs| (15..=20).contains(&secs)),
+            "{body}"
+        );
     }
     let body = start_chat_from(&second, &key, "203.0.113.8").await;
     assert!(body["errors"].is_null(), "another address: {body}");
@@ -177,6 +203,7 @@ async fn with_redis_down_limits_and_locks_hold_on_each_instance() {
     let app = spawn_app_with(|settings| {
         settings.rate_limits.redis_url = Some("redis://127.0.0.1:1".into());
         settings.rate_limits.login_per_ip = 40;
+        long_locks(settings);
     })
     .await;
     let ana = app.agent("ana").await;

@@ -349,4 +349,101 @@ mod tests {
             "Redis answered"
         );
     }
+
+    /// A Redis server of one test alone, which the test stops and starts.
+    struct PrivateRedis {
+        server: std::process::Child,
+    }
+
+    impl PrivateRedis {
+        async fn start(port: u16) -> PrivateRedis {
+            let server = std::process::Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server runs (TEST_REDIS_URL is set, so Redis is installed)");
+            let ready = async {
+                while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_err()
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), ready)
+                .await
+                .expect("the private Redis listens");
+            PrivateRedis { server }
+        }
+
+        fn stop(mut self) {
+            let _ = self.server.kill();
+            let _ = self.server.wait();
+        }
+    }
+
+    impl Drop for PrivateRedis {
+        fn drop(&mut self) {
+            let _ = self.server.kill();
+            let _ = self.server.wait();
+        }
+    }
+
+    #[tokio::test]
+    async fn while_redis_is_down_the_instance_counts_alone_and_shares_again_after() {
+        if limiter("redis outage", RateLimitSettings::default()).is_none() {
+            return;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let redis = PrivateRedis::start(port).await;
+        let settings = RateLimitSettings {
+            public_per_ip: 2,
+            ..RateLimitSettings::default()
+        };
+        let url = format!("redis://127.0.0.1:{port}");
+        let limiter = RedisLimiter::open(&url, &settings).expect("a Redis URL");
+        let outage = || limiter.skip_until.lock().unwrap().is_some();
+        assert_eq!(
+            limiter.take(Bucket::PublicIp, "a").await,
+            Admission::Admitted
+        );
+        assert!(!outage());
+
+        redis.stop();
+        // Redis's count is out of reach; this instance's own one holds.
+        assert_eq!(
+            limiter.take(Bucket::PublicIp, "a").await,
+            Admission::Admitted
+        );
+        assert!(outage(), "the outage is noticed");
+        assert_eq!(
+            limiter.take(Bucket::PublicIp, "a").await,
+            Admission::Admitted
+        );
+        waits(limiter.take(Bucket::PublicIp, "a").await);
+
+        let _redis = PrivateRedis::start(port).await;
+        let back = async {
+            loop {
+                limiter.take(Bucket::PublicProject, "probe").await;
+                if !outage() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(15), back)
+            .await
+            .expect("Redis is used again once it answers");
+        // The count is Redis's again: a fresh server, a fresh bucket.
+        assert_eq!(
+            limiter.take(Bucket::PublicIp, "a").await,
+            Admission::Admitted
+        );
+        assert!(!outage());
+    }
 }
