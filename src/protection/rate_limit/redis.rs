@@ -104,8 +104,13 @@ impl RedisLimiter {
     /// Connects lazily: an instance starts while Redis is down, and counts
     /// alone until it is back.
     pub fn open(url: &str, settings: &RateLimitSettings) -> anyhow::Result<RedisLimiter> {
-        let client = redis::Client::open(url)
-            .map_err(|_| anyhow::anyhow!("REDIS_URL must be a redis:// or rediss:// URL"))?;
+        // No TLS client is built in: the rustls of the tree carries two
+        // crypto providers, which leaves a TLS client without a default.
+        let client = redis::Client::open(url).map_err(|_| {
+            anyhow::anyhow!(
+                "REDIS_URL must be a redis://host:port URL (rediss://, TLS, is not supported: use a private network or a TLS tunnel)"
+            )
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
@@ -266,6 +271,15 @@ mod tests {
             Admission::Wait(wait) => wait,
             Admission::Admitted => panic!("expected a wait"),
         }
+    }
+
+    #[tokio::test]
+    async fn only_plain_redis_urls_are_accepted() {
+        let settings = RateLimitSettings::default();
+        for url in ["rediss://127.0.0.1:6379", "not a url", "http://127.0.0.1"] {
+            assert!(RedisLimiter::open(url, &settings).is_err(), "{url}");
+        }
+        assert!(RedisLimiter::open("redis://127.0.0.1:6379/2", &settings).is_ok());
     }
 
     #[tokio::test]
