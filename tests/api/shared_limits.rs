@@ -203,6 +203,8 @@ async fn with_redis_down_limits_and_locks_hold_on_each_instance() {
     let app = spawn_app_with(|settings| {
         settings.rate_limits.redis_url = Some("redis://127.0.0.1:1".into());
         settings.rate_limits.login_per_ip = 40;
+        // Only the bucket refuses the address below, not its lock.
+        settings.rate_limits.login_ip_free_failures = 1000;
         long_locks(settings);
     })
     .await;
@@ -221,7 +223,8 @@ async fn with_redis_down_limits_and_locks_hold_on_each_instance() {
         .iter()
         .filter(|body| error_code(body) == "RATE_LIMITED")
         .count();
-    assert!(limited > 0, "the per-address limit still applies");
+    // 40 a minute, 14 taken before: the per-address limit still applies.
+    assert!(limited >= 10, "{limited} of 40 refused");
 }
 
 #[tokio::test]
