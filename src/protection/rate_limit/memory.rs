@@ -77,7 +77,8 @@ impl<C: Clock + Clone> MemoryLimiter<C> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn take_now(&self, bucket: Bucket, key: &str) -> Admission {
+    /// The checks themselves, synchronous: the Redis store falls back on them.
+    pub(super) fn take_now(&self, bucket: Bucket, key: &str) -> Admission {
         let Some(buckets) = self.buckets(bucket) else {
             return Admission::Admitted;
         };
@@ -87,7 +88,7 @@ impl<C: Clock + Clone> MemoryLimiter<C> {
         }
     }
 
-    pub fn reserve_now(&self, email: &str, ip: &str) -> Admission {
+    pub(super) fn reserve_now(&self, email: &str, ip: &str) -> Admission {
         let now = self.now();
         let mut table = self.table();
         table.expire(now);
@@ -118,7 +119,7 @@ impl<C: Clock + Clone> MemoryLimiter<C> {
         Admission::Admitted
     }
 
-    pub fn settle_now(&self, email: &str, ip: &str, outcome: LoginOutcome) {
+    pub(super) fn settle_now(&self, email: &str, ip: &str, outcome: LoginOutcome) {
         let mut table = self.table();
         let email_key = (Counter::Email, email.to_owned());
         match outcome {
