@@ -55,6 +55,7 @@ pub struct Settings {
 
 /// Requests per minute; each limit is a token bucket holding a minute's
 /// worth, so a burst up to the limit passes at once. 0 turns a limit off.
+/// In Redis when `redis_url` is set, in each instance's memory otherwise.
 #[derive(Clone, Debug)]
 pub struct RateLimitSettings {
     /// `startChat` and `submitContactForm` per client IP (IPv6: per /64).
@@ -72,6 +73,10 @@ pub struct RateLimitSettings {
     pub login_lock_max: Duration,
     /// Failures are forgotten this long after the last one.
     pub login_failure_window: Duration,
+    /// Where every instance counts together; none: each counts in memory.
+    pub redis_url: Option<String>,
+    /// Put before every key in Redis, so deployments can share a server.
+    pub redis_key_prefix: String,
 }
 
 impl Default for RateLimitSettings {
@@ -85,6 +90,8 @@ impl Default for RateLimitSettings {
             login_lock_base: Duration::from_secs(1),
             login_lock_max: Duration::from_secs(15 * 60),
             login_failure_window: Duration::from_secs(15 * 60),
+            redis_url: None,
+            redis_key_prefix: "contacts:limits:".to_owned(),
         }
     }
 }
@@ -268,6 +275,8 @@ impl Settings {
                 "LOGIN_FAILURE_WINDOW_SECS",
                 900,
             )?),
+            redis_url: var("REDIS_URL").filter(|url| !url.trim().is_empty()),
+            redis_key_prefix: var("REDIS_KEY_PREFIX").unwrap_or(rate_defaults.redis_key_prefix),
         };
         let agent_app_origins = match var("AGENT_APP_ORIGINS") {
             None => Vec::new(),
@@ -276,7 +285,7 @@ impl Settings {
                 .map(str::trim)
                 .filter(|origin| !origin.is_empty())
                 .map(|origin| {
-                    crate::domain::origins::parse_origin(origin).map_err(|_| {
+                    crate::protection::origins::parse_origin(origin).map_err(|_| {
                         anyhow::anyhow!(
                             "AGENT_APP_ORIGINS must list origins like https://app.example.com, not {origin:?}"
                         )
@@ -366,6 +375,7 @@ mod tests {
         let settings = settings(&[
             ("RATE_LIMIT_PUBLIC_PER_IP", "5"),
             ("LOGIN_LOCK_BASE_MS", "250"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
             (
                 "AGENT_APP_ORIGINS",
                 "https://App.example.com/, http://localhost:3000",
@@ -381,8 +391,13 @@ mod tests {
             settings.agent_app_origins,
             ["https://app.example.com", "http://localhost:3000"]
         );
+        assert_eq!(
+            settings.rate_limits.redis_url.as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
         let defaults = settings_pg();
         assert!(defaults.agent_app_origins.is_empty());
+        assert_eq!(defaults.rate_limits.redis_url, None);
         assert_eq!(defaults.shutdown_grace, Duration::from_secs(30));
         assert_eq!(defaults.database_acquire_timeout, Duration::from_secs(2));
     }

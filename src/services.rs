@@ -5,9 +5,9 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
-use crate::domain::origins::OriginPolicy;
-use crate::domain::rate_limit::RateLimiter;
 use crate::geo::GeoLocator;
+use crate::protection::origins::OriginPolicy;
+use crate::protection::rate_limit::RateLimiter;
 use crate::pubsub::EventBus;
 use crate::storage::{ExportStore, LocalStore};
 
@@ -22,7 +22,8 @@ pub struct Services {
     /// The embedded store, when no S3 is configured: its links are served
     /// by this server.
     pub local_store: Option<Arc<LocalStore>>,
-    /// Limits on the public operations and failed logins, per instance.
+    /// Limits on the public operations and failed logins: in Redis, shared
+    /// by every instance, when configured; in memory otherwise.
     pub rate_limiter: Arc<RateLimiter>,
     /// The browser origins allowed to call the API, cached.
     pub origins: Arc<OriginPolicy>,

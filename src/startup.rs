@@ -12,14 +12,14 @@ use crate::bootstrap::{self, OwnerLogin};
 use crate::config::{GeoSettings, Settings};
 use crate::db;
 use crate::domain::ids::random_secret;
-use crate::domain::origins::OriginPolicy;
-use crate::domain::rate_limit::RateLimiter;
 use crate::geo::{GeoLocator, MaxMindGeo, NoGeo};
 use crate::graphql::build_schema;
 use crate::http::{HttpState, router};
 use crate::jobs::export_run::ExportRunner;
 use crate::jobs::worker::WorkerPool;
 use crate::mail::{FileMailer, Mailer, SmtpMailer};
+use crate::protection::origins::OriginPolicy;
+use crate::protection::rate_limit::RateLimiter;
 use crate::pubsub::{EventBus, InProcessBus, PgNotifyBus};
 use crate::services::Services;
 use crate::storage::{ExportStore, LocalStore, S3Store};
@@ -83,7 +83,7 @@ impl App {
             geo: open_geo(&settings.geo)?,
             store: exporting.store.clone(),
             local_store: exporting.local_store.clone(),
-            rate_limiter: Arc::new(RateLimiter::new(settings.rate_limits.clone())),
+            rate_limiter: Arc::new(RateLimiter::open(settings.rate_limits.clone())?),
             origins,
         };
         let export_runner = Arc::new(exporting.runner(&settings, &services.db, &services.bus)?);
@@ -131,6 +131,10 @@ impl App {
         let instance = format!("{}-{}", std::process::id(), &random_secret("w")[2..10]);
         let workers = WorkerPool::spawn(self.export_runner.clone(), &instance);
         let services = &self.services;
+        services
+            .rate_limiter
+            .clone()
+            .spawn_housekeeping(self.shutdown.clone());
         services.origins.clone().spawn_refresher(
             services.db.clone(),
             services.bus.clone(),

@@ -21,7 +21,5 @@ pub mod ids;
 pub mod locks;
 pub mod merge;
 pub mod notifications;
-pub mod origins;
 pub mod projects;
-pub mod rate_limit;
 pub mod visitors;

@@ -319,7 +319,7 @@ impl FormMutation {
         answers: Vec<FormAnswerInput>,
     ) -> Result<SubmitContactFormPayload> {
         let visitor = require_visitor(ctx)?;
-        guards::admit_form_submission(ctx, visitor)?;
+        guards::admit_form_submission(ctx, visitor).await?;
         let services = services(ctx);
         let answers = answers
             .into_iter()

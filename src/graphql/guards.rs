@@ -1,16 +1,18 @@
 //! What the public operations check before their domain code runs: the
 //! rate limits of the client and the project, the project's allowed widget
-//! origins, and the lock after failed logins.
+//! origins, and the lock after failed logins. Limits come first, before
+//! anything is looked up in the database.
 
 use std::future::Future;
 
 use async_graphql::Context;
 use axum::http::header;
 
-use crate::domain::origins::BrowserOrigin;
-use crate::domain::rate_limit;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::{VisitorSession, request_origin, services};
+use crate::protection::origins::BrowserOrigin;
+use crate::protection::rate_limit::LoginOutcome;
+use crate::protection::site_server;
 
 fn browser_origin<'a>(ctx: &Context<'a>) -> &'a BrowserOrigin {
     static NONE: BrowserOrigin = BrowserOrigin(None);
@@ -25,8 +27,9 @@ fn with_retry_hint<T>(ctx: &Context<'_>, result: AppResult<T>) -> AppResult<T> {
     result
 }
 
-/// `startChat` for the project with `project_key`; `forwarded` is the
-/// visitor address and secret key a site's server may pass.
+/// `startChat` for the project with `project_key`. The call counts against
+/// the key first; then against the client: the visitor whose address a
+/// site's server passes with the project's `secret_key`, or else the caller.
 pub async fn admit_start_chat(
     ctx: &Context<'_>,
     project_key: &str,
@@ -34,55 +37,50 @@ pub async fn admit_start_chat(
     secret_key: Option<&str>,
 ) -> AppResult<()> {
     let services = services(ctx);
-    let client = rate_limit::client_of_start(
-        &services.db,
-        request_origin(ctx).ip,
-        project_key,
-        visitor_ip,
-        secret_key,
-    )
-    .await?;
-    let checked = services
-        .rate_limiter
-        .start_chat(client, project_key)
-        .and_then(|()| {
-            services
-                .origins
-                .check_widget_key(project_key, browser_origin(ctx))
-        });
-    with_retry_hint(ctx, checked)
+    let limiter = &services.rate_limiter;
+    with_retry_hint(ctx, limiter.start_chat_for_key(project_key).await)?;
+    let vouched =
+        site_server::vouched_visitor(&services.db, project_key, visitor_ip, secret_key).await?;
+    let client = vouched.or(request_origin(ctx).ip);
+    with_retry_hint(ctx, limiter.public_call_from(client).await)?;
+    services
+        .origins
+        .check_widget_key(project_key, browser_origin(ctx))
 }
 
 /// `submitContactForm` by the visitor of a chat.
-pub fn admit_form_submission(ctx: &Context<'_>, visitor: VisitorSession) -> AppResult<()> {
+pub async fn admit_form_submission(ctx: &Context<'_>, visitor: VisitorSession) -> AppResult<()> {
     let services = services(ctx);
-    let checked = services
+    let counted = services
         .rate_limiter
         .submit_form(request_origin(ctx).ip, visitor.project_id)
-        .and_then(|()| {
-            services
-                .origins
-                .check_widget_project(visitor.project_id, browser_origin(ctx))
-        });
-    with_retry_hint(ctx, checked)
+        .await;
+    with_retry_hint(ctx, counted)?;
+    services
+        .origins
+        .check_widget_project(visitor.project_id, browser_origin(ctx))
 }
 
-/// Runs `login` unless the client or the email is locked out, and counts
-/// a refused password towards the next lock.
+/// Runs `login` unless the client or the email is locked out. The attempt
+/// is reserved before the password is checked, so parallel attempts
+/// cannot pass the free failures together.
 pub async fn guarded_login<T>(
     ctx: &Context<'_>,
     email: &str,
     login: impl Future<Output = AppResult<T>>,
 ) -> AppResult<T> {
     let limiter = &services(ctx).rate_limiter;
-    let ip = request_origin(ctx).ip;
-    with_retry_hint(ctx, limiter.login_attempt(ip, email))?;
+    let reservation = with_retry_hint(
+        ctx,
+        limiter.login_attempt(request_origin(ctx).ip, email).await,
+    )?;
     let outcome = login.await;
-    match &outcome {
-        Ok(_) => limiter.login_finished(ip, email, true),
-        Err(AppError::Unauthenticated(_)) => limiter.login_finished(ip, email, false),
+    let settled = match &outcome {
+        Ok(_) => LoginOutcome::Succeeded,
+        Err(AppError::Unauthenticated(_)) => LoginOutcome::Failed,
         // The database failed, not the caller.
-        Err(_) => {}
-    }
+        Err(_) => LoginOutcome::NotChecked,
+    };
+    limiter.login_finished(reservation, settled).await;
     outcome
 }

@@ -4,7 +4,7 @@
 //! The HTTP layer cannot know which project a request is for (that is in
 //! the body or the visitor token), so it allows an origin that ANY project
 //! lists; `startChat` and `submitContactForm` then refuse a browser request
-//! whose origin their own project does not list (see `domain::origins`).
+//! whose origin their own project does not list (see `protection::origins`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header, request::Parts};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::domain::origins::{BrowserOrigin, OriginPolicy, parse_origin};
+use crate::protection::origins::{BrowserOrigin, OriginPolicy, parse_origin};
 
 /// How long a browser may cache a preflight answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);

@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 
 use super::fragment_expansion::{MAX_EXPANDED_FIELDS, expanded_fields, undefined_or_cyclic};
 use super::input_guard::{self, InputRefusal};
-use crate::domain::origins::BrowserOrigin;
 use crate::graphql::context::{RequestOrigin, Viewer};
+use crate::protection::origins::BrowserOrigin;
 
 /// A GraphQL request as JSON: the body of a POST, the payload of a
 /// websocket `subscribe` or `start`.

@@ -20,6 +20,7 @@ mod response_shape;
 mod schema;
 mod server_process;
 mod sessions;
+mod shared_limits;
 mod statements;
 mod subscriptions;
 mod visitor_trust;

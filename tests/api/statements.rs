@@ -112,14 +112,20 @@ impl StatementCounter {
         query: &str,
         variables: Value,
     ) -> (Value, usize) {
+        self.run_as(app, Some(token), query, variables).await
+    }
+
+    /// Like [`StatementCounter::run`], for any caller (`None`: a public one).
+    pub async fn run_as(
+        &self,
+        app: &TestApp,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (Value, usize) {
         let request_id = format!("count-{}", Uuid::now_v7());
         let body = app
-            .graphql_with_headers(
-                Some(token),
-                &[("x-request-id", &request_id)],
-                query,
-                variables,
-            )
+            .graphql_with_headers(token, &[("x-request-id", &request_id)], query, variables)
             .await;
         let count = self
             .counts

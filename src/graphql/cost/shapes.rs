@@ -10,7 +10,8 @@ use async_graphql::parser::types::{
 use async_graphql::{Value, parser};
 
 use crate::domain::contact_list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::domain::{duplicates, forms, origins};
+use crate::domain::{duplicates, forms};
+use crate::protection::origins;
 
 /// Projects one agent is costed as belonging to. Nothing caps it; a
 /// support agent in more than a hundred projects is not a case to serve

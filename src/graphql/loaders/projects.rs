@@ -10,7 +10,8 @@ use uuid::Uuid;
 use async_graphql::dataloader::Loader;
 
 use crate::domain::access::ProjectAccess;
-use crate::domain::{origins, projects};
+use crate::domain::projects;
+use crate::protection::origins;
 
 /// Keyed by the caller's access to the project, which only the access
 /// check makes.
