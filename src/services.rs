@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::domain::origins::OriginPolicy;
 use crate::domain::rate_limit::RateLimiter;
 use crate::geo::GeoLocator;
+use crate::mail::Mailer;
 use crate::pubsub::EventBus;
 use crate::storage::{ExportStore, LocalStore};
 
@@ -26,4 +27,6 @@ pub struct Services {
     pub rate_limiter: Arc<RateLimiter>,
     /// The browser origins allowed to call the API, cached.
     pub origins: Arc<OriginPolicy>,
+    /// Invitations and password resets; the export worker has the same one.
+    pub mailer: Arc<dyn Mailer>,
 }

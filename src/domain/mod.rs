@@ -1,6 +1,7 @@
 //! The rules of the service, free of GraphQL and HTTP.
 
 pub mod access;
+pub mod account_mail;
 pub mod agents;
 pub mod auth;
 pub mod chats;
@@ -16,11 +17,15 @@ pub mod form_sync;
 pub mod forms;
 pub mod history;
 pub mod identity;
+pub mod invitations;
 pub mod ids;
 pub mod locks;
 pub mod merge;
 pub mod notifications;
 pub mod origins;
+pub mod passwords;
+pub mod project_keys;
 pub mod projects;
 pub mod rate_limit;
+pub mod sessions;
 pub mod visitors;

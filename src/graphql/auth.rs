@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use entity::agent;
 
 use crate::domain::auth;
-use crate::graphql::context::{require_agent, services, viewer};
+use crate::domain::sessions::SessionClient;
+use crate::graphql::context::{request_origin, require_agent, services, viewer};
+use crate::graphql::invitations::{Invitation, invitations_of_viewer};
 use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::projects::Project;
@@ -48,6 +50,15 @@ impl Agent {
             .map(|(project, access)| Project::new(project, access))
             .collect())
     }
+
+    /// Pending invitations to projects; only an agent's own can be read.
+    async fn invitations(&self, ctx: &Context<'_>) -> Result<Vec<Invitation>> {
+        let me = require_agent(ctx)?;
+        if me.id.to_string() != self.id.as_str() {
+            return Ok(Vec::new());
+        }
+        invitations_of_viewer(ctx).await
+    }
 }
 
 #[derive(SimpleObject)]
@@ -82,10 +93,21 @@ impl AuthMutation {
         password: String,
     ) -> Result<LoginPayload> {
         let services = services(ctx);
+        let origin = request_origin(ctx);
+        let client = SessionClient {
+            user_agent: origin.user_agent.clone(),
+            ip: origin.ip,
+        };
         let issued = guards::guarded_login(
             ctx,
             &email,
-            auth::login(&services.db, &email, &password, services.settings.token_ttl),
+            auth::login(
+                &services.db,
+                &email,
+                &password,
+                services.settings.token_ttl,
+                &client,
+            ),
         )
         .await?;
         Ok(LoginPayload {

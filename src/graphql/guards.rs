@@ -8,6 +8,7 @@ use async_graphql::Context;
 use axum::http::header;
 
 use crate::domain::origins::BrowserOrigin;
+use crate::domain::passwords::WRONG_CURRENT_PASSWORD;
 use crate::domain::rate_limit;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::{VisitorSession, request_origin, services};
@@ -82,6 +83,37 @@ pub async fn guarded_login<T>(
         Ok(_) => limiter.login_finished(ip, email, true),
         Err(AppError::Unauthenticated(_)) => limiter.login_finished(ip, email, false),
         // The database failed, not the caller.
+        Err(_) => {}
+    }
+    outcome
+}
+
+/// `requestPasswordReset`, `resetPassword` and `acceptInvitation` with a
+/// token: public operations that mail, hash or create an account. They
+/// share the per-IP budget of login attempts and obey an IP's lock; the
+/// operation's name keys no lock of its own.
+pub fn admit_account_request(ctx: &Context<'_>, operation: &str) -> AppResult<()> {
+    let limiter = &services(ctx).rate_limiter;
+    with_retry_hint(ctx, limiter.login_attempt(request_origin(ctx).ip, operation))
+}
+
+/// Runs `changePassword` unless the agent's email or the client is locked
+/// out, and counts a wrong current password as a failed login: a stolen
+/// token must not let anyone guess the password at leisure.
+pub async fn guarded_password_change<T>(
+    ctx: &Context<'_>,
+    email: &str,
+    change: impl Future<Output = AppResult<T>>,
+) -> AppResult<T> {
+    let limiter = &services(ctx).rate_limiter;
+    let ip = request_origin(ctx).ip;
+    with_retry_hint(ctx, limiter.login_attempt(ip, email))?;
+    let outcome = change.await;
+    match &outcome {
+        Ok(_) => limiter.login_finished(ip, email, true),
+        Err(AppError::BadInput { message, .. }) if message == WRONG_CURRENT_PASSWORD => {
+            limiter.login_finished(ip, email, false)
+        }
         Err(_) => {}
     }
     outcome
