@@ -315,13 +315,17 @@ impl Settings {
                 let url = raw.trim().trim_end_matches('/').to_owned();
                 match url::Url::parse(&url) {
                     Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Some(url),
-                    _ => bail!("AGENT_APP_URL must be an http(s) URL like https://app.example.com, not {raw:?}"),
+                    _ => bail!(
+                        "AGENT_APP_URL must be an http(s) URL like https://app.example.com, not {raw:?}"
+                    ),
                 }
             }
         };
         let accounts = AccountSettings {
             agent_app_url,
-            invitation_ttl: Duration::from_secs(3600 * parse_or(&var, "INVITATION_TTL_HOURS", 168)?),
+            invitation_ttl: Duration::from_secs(
+                3600 * parse_or(&var, "INVITATION_TTL_HOURS", 168)?,
+            ),
             password_reset_ttl: Duration::from_secs(
                 60 * parse_or(&var, "PASSWORD_RESET_TTL_MINUTES", 60)?,
             ),
@@ -442,13 +446,23 @@ mod tests {
         .unwrap();
         assert_eq!(given.agent_app_url(), "https://app.example.com");
         assert_eq!(given.accounts.invitation_ttl, Duration::from_secs(7200));
-        let from_origins = settings(&[("AGENT_APP_ORIGINS", "https://agents.example.com")]).unwrap();
+        let from_origins =
+            settings(&[("AGENT_APP_ORIGINS", "https://agents.example.com")]).unwrap();
         assert_eq!(from_origins.agent_app_url(), "https://agents.example.com");
         let defaults = settings(&[]).unwrap();
         assert_eq!(defaults.agent_app_url(), "http://127.0.0.1:8080");
-        assert_eq!(defaults.accounts.invitation_ttl, Duration::from_secs(7 * 24 * 3600));
-        assert_eq!(defaults.accounts.password_reset_ttl, Duration::from_secs(3600));
-        assert_eq!(defaults.accounts.public_key_grace, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            defaults.accounts.invitation_ttl,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        assert_eq!(
+            defaults.accounts.password_reset_ttl,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            defaults.accounts.public_key_grace,
+            Duration::from_secs(24 * 3600)
+        );
         let error = settings(&[("AGENT_APP_URL", "app.example.com")])
             .unwrap_err()
             .to_string();

@@ -174,7 +174,10 @@ pub async fn of_project(
 }
 
 /// The pending invitations of the agent's email, newest first.
-pub async fn of_agent(db: &impl ConnectionTrait, agent: &agent::Model) -> AppResult<Vec<Invitation>> {
+pub async fn of_agent(
+    db: &impl ConnectionTrait,
+    agent: &agent::Model,
+) -> AppResult<Vec<Invitation>> {
     let models = invitation::Entity::find()
         .filter(invitation::Column::Email.eq(agent.email.as_str()))
         .filter(invitation::Column::State.eq(InvitationState::Pending))
@@ -267,7 +270,8 @@ pub async fn accept_as_agent(
         .await?
         .ok_or(AppError::NotFound("invitation"))?;
     let txn = db.begin().await?;
-    let change = join(&txn, &model, agent.id, "id").await?;
+    claim(&txn, &model, "id").await?;
+    let change = add_member(&txn, &model, agent.id, "id").await?;
     txn.commit().await?;
     Ok(change)
 }
@@ -299,25 +303,28 @@ pub async fn accept_with_token(
     let email = EmailAddress::parse(&model.email, "token")?;
     let existing = agents::find_by_email(db, &email).await?;
     let txn = db.begin().await?;
+    // Claimed first: of two acceptances at once, the second waits here and
+    // is refused, before it creates an account.
+    claim(&txn, &model, "token").await?;
     let agent_id = match existing {
         Some(agent) => agent.id,
         None => {
             let name = parse_name(
-                acceptance
-                    .name
-                    .ok_or_else(|| AppError::bad_input("name", "is needed to create your account"))?,
+                acceptance.name.ok_or_else(|| {
+                    AppError::bad_input("name", "is needed to create your account")
+                })?,
                 "name",
             )?;
-            let password = acceptance
-                .password
-                .ok_or_else(|| AppError::bad_input("password", "is needed to create your account"))?;
+            let password = acceptance.password.ok_or_else(|| {
+                AppError::bad_input("password", "is needed to create your account")
+            })?;
             Password::parse(password)?;
             agents::create_agent(&txn, email.as_str(), &name, password)
                 .await?
                 .id
         }
     };
-    let change = join(&txn, &model, agent_id, "token").await?;
+    let change = add_member(&txn, &model, agent_id, "token").await?;
     txn.commit().await?;
     Ok(change)
 }
@@ -332,15 +339,13 @@ fn refuse_unless_pending(model: &invitation::Model, field: &str) -> AppResult<()
     Err(AppError::bad_input(field, message))
 }
 
-/// Uses the invitation up and makes the agent a member, in the caller's
-/// transaction. Using it up is one conditional update, so of two
-/// acceptances at once only one gets through.
-async fn join(
+/// Uses the invitation up, in the caller's transaction: one conditional
+/// update, so that of two acceptances at once only one gets through.
+async fn claim(
     txn: &impl ConnectionTrait,
     model: &invitation::Model,
-    agent_id: Uuid,
     field: &str,
-) -> AppResult<MembershipChanged> {
+) -> AppResult<()> {
     refuse_unless_pending(model, field)?;
     let now = Utc::now();
     let claimed = invitation::Entity::update_many()
@@ -360,6 +365,17 @@ async fn join(
             "this invitation was already used",
         ));
     }
+    Ok(())
+}
+
+/// Makes the agent a member with the invitation's role.
+async fn add_member(
+    txn: &impl ConnectionTrait,
+    model: &invitation::Model,
+    agent_id: Uuid,
+    field: &str,
+) -> AppResult<MembershipChanged> {
+    let now = Utc::now();
     let already = membership::Entity::find_by_id((model.project_id, agent_id))
         .one(txn)
         .await?;

@@ -271,7 +271,9 @@ impl OriginPolicy {
         project_id: Uuid,
     ) -> AppResult<()> {
         self.reload(db).await?;
-        bus.publish(Event::ProjectOriginsChanged(ProjectOriginsChanged { project_id }));
+        bus.publish(Event::ProjectOriginsChanged(ProjectOriginsChanged {
+            project_id,
+        }));
         Ok(())
     }
 

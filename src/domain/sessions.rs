@@ -91,7 +91,10 @@ pub async fn record_use(
     }
     access_token::Entity::update_many()
         .col_expr(access_token::Column::LastUsedAt, Expr::value(now))
-        .col_expr(access_token::Column::UserAgent, Expr::value(client.user_agent()))
+        .col_expr(
+            access_token::Column::UserAgent,
+            Expr::value(client.user_agent()),
+        )
         .col_expr(access_token::Column::Ip, Expr::value(client.ip()))
         .filter(access_token::Column::Id.eq(session.id))
         .filter(
@@ -165,7 +168,10 @@ mod tests {
     fn use_is_written_at_most_once_a_minute() {
         let now = Utc::now();
         assert!(use_is_stale(None, now));
-        assert!(!use_is_stale(Some(now - chrono::Duration::seconds(59)), now));
+        assert!(!use_is_stale(
+            Some(now - chrono::Duration::seconds(59)),
+            now
+        ));
         assert!(use_is_stale(Some(now - chrono::Duration::seconds(60)), now));
     }
 

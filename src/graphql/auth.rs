@@ -7,8 +7,8 @@ use entity::agent;
 use crate::domain::auth;
 use crate::domain::sessions::SessionClient;
 use crate::graphql::context::{request_origin, require_agent, services, viewer};
-use crate::graphql::invitations::{Invitation, invitations_of_viewer};
 use crate::graphql::guards;
+use crate::graphql::invitations::{Invitation, invitations_of_viewer};
 use crate::graphql::loaders::Loaders;
 use crate::graphql::projects::Project;
 

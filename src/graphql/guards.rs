@@ -94,7 +94,10 @@ pub async fn guarded_login<T>(
 /// operation's name keys no lock of its own.
 pub fn admit_account_request(ctx: &Context<'_>, operation: &str) -> AppResult<()> {
     let limiter = &services(ctx).rate_limiter;
-    with_retry_hint(ctx, limiter.login_attempt(request_origin(ctx).ip, operation))
+    with_retry_hint(
+        ctx,
+        limiter.login_attempt(request_origin(ctx).ip, operation),
+    )
 }
 
 /// Runs `changePassword` unless the agent's email or the client is locked

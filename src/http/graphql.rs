@@ -135,11 +135,13 @@ async fn viewer_for_token(
                 ..Viewer::default()
             })
     } else {
-        agent_for_token(db, token, origin).await.map(|agent| Viewer {
-            agent,
-            token: Some(token.to_owned()),
-            visitor: None,
-        })
+        agent_for_token(db, token, origin)
+            .await
+            .map(|agent| Viewer {
+                agent,
+                token: Some(token.to_owned()),
+                visitor: None,
+            })
     };
     match looked_up {
         Ok(viewer) => Ok(viewer),

@@ -222,7 +222,7 @@ fn csv_ids(bytes: &[u8]) -> BTreeSet<String> {
 }
 
 /// The mail's text body, with quoted-printable soft breaks and escapes undone.
-fn mail_text(raw: &str) -> String {
+pub(crate) fn mail_text(raw: &str) -> String {
     let body = raw.split_once("\r\n\r\n").map_or(raw, |(_, body)| body);
     let joined = body.replace("=\r\n", "");
     let bytes = joined.as_bytes();
