@@ -120,6 +120,8 @@ pub async fn invite(
         .filter(invitation::Column::ProjectId.eq(project.id))
         .filter(invitation::Column::Email.eq(email.as_str()))
         .filter(invitation::Column::State.eq(InvitationState::Pending))
+        // An expired one stays as it ended.
+        .filter(invitation::Column::ExpiresAt.gt(now))
         .exec(&txn)
         .await?;
     let model = invitation::ActiveModel {
