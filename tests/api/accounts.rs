@@ -108,7 +108,7 @@ async fn add_member_answers_alike_for_any_email_and_adds_nobody_until_accepted()
     // Nobody joined: bob has not said yes.
     assert_eq!(
         member_emails(&app, &admin, &project_id).await,
-        [admin.email.clone()]
+        vec![admin.email.clone()]
     );
     let bobs_view = app
         .graphql(
@@ -170,7 +170,7 @@ async fn an_invitation_is_only_its_addressees_to_accept() {
     assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
     assert_eq!(
         member_emails(&app, &admin, &project_id).await,
-        [admin.email.clone()]
+        vec![admin.email.clone()]
     );
 }
 
@@ -716,6 +716,6 @@ async fn an_agent_leaves_a_project_and_its_last_admin_cannot() {
     assert!(admin_left["errors"].is_null(), "{admin_left}");
     assert_eq!(
         member_emails(&app, &agent, &project_id).await,
-        [agent.email.clone()]
+        vec![agent.email.clone()]
     );
 }
