@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::invitation::{self, InvitationState};
 use entity::{agent, membership, project};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Order};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -20,6 +20,7 @@ use crate::domain::access::{self, ProjectAccess, Role};
 use crate::domain::account_mail;
 use crate::domain::agents::{self, parse_name};
 use crate::domain::auth::Password;
+use crate::domain::contacts::first_rows_per_contact;
 use crate::domain::email::EmailAddress;
 use crate::domain::events::{MembershipChangeKind, MembershipChanged};
 use crate::domain::ids::{new_id, random_secret, secret_hash};
@@ -159,20 +160,39 @@ pub async fn invite(
     })
 }
 
-/// The invitations of a project, newest first. Admins only.
-pub async fn of_project(
+/// The invitations of each project whose admin the accesses are, newest
+/// first, by project, in two statements. Accesses of other roles get none.
+pub async fn of_projects(
     db: &impl ConnectionTrait,
-    access: &ProjectAccess,
-) -> AppResult<Vec<Invitation>> {
-    require_admin(access)?;
-    let models = invitation::Entity::find()
-        .filter(invitation::Column::ProjectId.eq(access.project_id()))
-        .order_by_desc(invitation::Column::CreatedAt)
-        .order_by_desc(invitation::Column::Id)
-        .limit(MAX_INVITATIONS_LISTED)
-        .all(db)
-        .await?;
-    with_project_names(db, models).await
+    accesses: &[ProjectAccess],
+) -> AppResult<HashMap<Uuid, Vec<Invitation>>> {
+    let project_ids: Vec<Uuid> = accesses
+        .iter()
+        .filter(|access| require_admin(access).is_ok())
+        .map(ProjectAccess::project_id)
+        .collect();
+    let models = first_rows_per_contact::<invitation::Entity>(
+        db,
+        invitation::Column::ProjectId,
+        &[
+            (invitation::Column::CreatedAt, Order::Desc),
+            (invitation::Column::Id, Order::Desc),
+        ],
+        &project_ids,
+        MAX_INVITATIONS_LISTED,
+    )
+    .await?;
+    let mut by_project: HashMap<Uuid, Vec<Invitation>> = project_ids
+        .iter()
+        .map(|project_id| (*project_id, Vec::new()))
+        .collect();
+    for invitation in with_project_names(db, models).await? {
+        by_project
+            .entry(invitation.model.project_id)
+            .or_default()
+            .push(invitation);
+    }
+    Ok(by_project)
 }
 
 /// The pending invitations of the agent's email, newest first.

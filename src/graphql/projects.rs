@@ -100,7 +100,15 @@ impl Project {
 
     /// Invitations to this project, newest first. Admins only.
     async fn invitations(&self, ctx: &Context<'_>) -> Result<Vec<Invitation>> {
-        let found = invitations::of_project(&services(ctx).db, &self.access).await?;
+        if self.access.role() != Role::Admin {
+            return Err(AppError::Forbidden("only project admins may see invitations").into());
+        }
+        let found = ctx
+            .data::<Loaders>()?
+            .invitations
+            .load_one(self.access.clone())
+            .await?
+            .unwrap_or_default();
         Ok(found.into_iter().map(Invitation).collect())
     }
 

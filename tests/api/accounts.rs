@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::exports::mail_text;
 use crate::helpers::{PASSWORD, TestAgent, TestApp, error_code, public_key, spawn_app_with};
+use crate::statements::StatementCounter;
 
 const APP_URL: &str = "https://app.example.com";
 
@@ -718,4 +719,47 @@ async fn an_agent_leaves_a_project_and_its_last_admin_cannot() {
         member_emails(&app, &agent, &project_id).await,
         vec![agent.email.clone()]
     );
+}
+
+#[tokio::test]
+async fn the_invitations_of_many_projects_load_in_one_batch() {
+    let counter = StatementCounter::installed();
+    let app = spawn().await;
+    let admin = app.agent("admin").await;
+    let query = "{ me { projects { id invitations { id email } } } }";
+    let mut costs = Vec::new();
+    let mut projects = 0;
+    for wanted in [1, 6] {
+        while projects < wanted {
+            let project_id = app.project(&admin, &format!("Shop {projects}")).await;
+            for i in 0..2 {
+                invite(
+                    &app,
+                    &admin,
+                    &project_id,
+                    &format!("p{projects}-{i}@example.com"),
+                )
+                .await;
+            }
+            projects += 1;
+        }
+        // Batches close after a time window: the fewest of three runs is
+        // what the page costs by design.
+        let mut fewest = usize::MAX;
+        for _ in 0..3 {
+            let (body, count) = counter.run(&app, &admin.token, query, json!({})).await;
+            let listed = body["data"]["me"]["projects"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{body}"));
+            assert_eq!(listed.len(), wanted);
+            for project in listed {
+                assert_eq!(project["invitations"].as_array().map(Vec::len), Some(2));
+            }
+            fewest = fewest.min(count);
+        }
+        costs.push(fewest);
+    }
+    // The token, the memberships and their projects, then the invitations
+    // and their project names.
+    assert_eq!(costs, [5, 5], "statements for 1 and 6 projects");
 }
