@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use entity::agent;
 
 use crate::domain::auth;
-use crate::domain::sessions::SessionClient;
 use crate::graphql::context::{request_origin, require_agent, services, viewer};
 use crate::graphql::guards;
 use crate::graphql::invitations::{Invitation, invitations_of_viewer};
@@ -93,11 +92,7 @@ impl AuthMutation {
         password: String,
     ) -> Result<LoginPayload> {
         let services = services(ctx);
-        let origin = request_origin(ctx);
-        let client = SessionClient {
-            user_agent: origin.user_agent.clone(),
-            ip: origin.ip,
-        };
+        let client = request_origin(ctx).session_client();
         let issued = guards::guarded_login(
             ctx,
             &email,

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::request_pipeline::{Caller, RawRequest, prepare_request, refusal_error};
 use super::{HttpState, cors, websocket};
 use crate::domain::chats;
-use crate::domain::sessions::{self, SessionClient};
+use crate::domain::sessions;
 use crate::error::AppResult;
 use crate::graphql::context::{RequestOrigin, Viewer, VisitorSession};
 use crate::graphql::errors::tag_request_errors;
@@ -166,11 +166,7 @@ async fn agent_for_token(
     let Some((agent, session)) = sessions::authenticate(db, token).await? else {
         return Ok(None);
     };
-    let client = SessionClient {
-        user_agent: origin.user_agent.clone(),
-        ip: origin.ip,
-    };
-    if let Err(error) = sessions::record_use(db, &session, &client).await {
+    if let Err(error) = sessions::record_use(db, &session, &origin.session_client()).await {
         // The request goes on: when a session was last used is a hint.
         tracing::warn!(?error, "cannot record a session's use");
     }
