@@ -51,6 +51,20 @@ pub struct Settings {
     /// How long a request waits for a PostgreSQL connection before it
     /// fails as "service unavailable".
     pub database_acquire_timeout: Duration,
+    pub accounts: AccountSettings,
+}
+
+/// Invitations, password resets and key rotation.
+#[derive(Clone, Debug)]
+pub struct AccountSettings {
+    /// Base of the links mailed to agents (`/invitations/<token>`,
+    /// `/reset/<token>`); none: the first of `AGENT_APP_ORIGINS`, else
+    /// `PUBLIC_URL`.
+    pub agent_app_url: Option<String>,
+    pub invitation_ttl: Duration,
+    pub password_reset_ttl: Duration,
+    /// How long a project's previous public key still works after a rotation.
+    pub public_key_grace: Duration,
 }
 
 /// Requests per minute; each limit is a token bucket holding a minute's
@@ -153,6 +167,16 @@ impl Default for Limits {
 }
 
 impl Settings {
+    /// Where the agents' web app is, for the links mailed to agents.
+    pub fn agent_app_url(&self) -> String {
+        self.accounts
+            .agent_app_url
+            .clone()
+            .or_else(|| self.agent_app_origins.first().cloned())
+            .or_else(|| self.public_url.clone())
+            .unwrap_or_else(|| format!("http://{}", self.listen_addr))
+    }
+
     /// Settings from the process environment.
     pub fn from_env() -> anyhow::Result<Settings> {
         Settings::from_lookup(|name| std::env::var(name).ok())
@@ -294,6 +318,31 @@ impl Settings {
                 .collect::<anyhow::Result<Vec<_>>>()?,
         };
 
+        let agent_app_url = match var("AGENT_APP_URL") {
+            None => None,
+            Some(raw) => {
+                let url = raw.trim().trim_end_matches('/').to_owned();
+                match url::Url::parse(&url) {
+                    Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Some(url),
+                    _ => bail!(
+                        "AGENT_APP_URL must be an http(s) URL like https://app.example.com, not {raw:?}"
+                    ),
+                }
+            }
+        };
+        let accounts = AccountSettings {
+            agent_app_url,
+            invitation_ttl: Duration::from_secs(
+                3600 * parse_or(&var, "INVITATION_TTL_HOURS", 168)?,
+            ),
+            password_reset_ttl: Duration::from_secs(
+                60 * parse_or(&var, "PASSWORD_RESET_TTL_MINUTES", 60)?,
+            ),
+            public_key_grace: Duration::from_secs(
+                3600 * parse_or(&var, "PUBLIC_KEY_GRACE_HOURS", 24)?,
+            ),
+        };
+
         Ok(Settings {
             listen_addr,
             data_dir,
@@ -319,6 +368,7 @@ impl Settings {
                 "DATABASE_ACQUIRE_TIMEOUT_MS",
                 2_000,
             )?),
+            accounts,
         })
     }
 }
@@ -400,6 +450,38 @@ mod tests {
         assert_eq!(defaults.rate_limits.redis_url, None);
         assert_eq!(defaults.shutdown_grace, Duration::from_secs(30));
         assert_eq!(defaults.database_acquire_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn mailed_links_go_to_the_agents_app() {
+        let given = settings(&[
+            ("AGENT_APP_URL", "https://app.example.com/"),
+            ("INVITATION_TTL_HOURS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(given.agent_app_url(), "https://app.example.com");
+        assert_eq!(given.accounts.invitation_ttl, Duration::from_secs(7200));
+        let from_origins =
+            settings(&[("AGENT_APP_ORIGINS", "https://agents.example.com")]).unwrap();
+        assert_eq!(from_origins.agent_app_url(), "https://agents.example.com");
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.agent_app_url(), "http://127.0.0.1:8080");
+        assert_eq!(
+            defaults.accounts.invitation_ttl,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        assert_eq!(
+            defaults.accounts.password_reset_ttl,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            defaults.accounts.public_key_grace,
+            Duration::from_secs(24 * 3600)
+        );
+        let error = settings(&[("AGENT_APP_URL", "app.example.com")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("AGENT_APP_URL"), "{error}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
 use crate::geo::GeoLocator;
+use crate::mail::Mailer;
 use crate::protection::origins::OriginPolicy;
 use crate::protection::rate_limit::RateLimiter;
 use crate::pubsub::EventBus;
@@ -27,4 +28,6 @@ pub struct Services {
     pub rate_limiter: Arc<RateLimiter>,
     /// The browser origins allowed to call the API, cached.
     pub origins: Arc<OriginPolicy>,
+    /// Invitations and password resets; the export worker has the same one.
+    pub mailer: Arc<dyn Mailer>,
 }

@@ -85,6 +85,7 @@ impl App {
             local_store: exporting.local_store.clone(),
             rate_limiter: Arc::new(RateLimiter::open(settings.rate_limits.clone())?),
             origins,
+            mailer: exporting.mailer.clone(),
         };
         let export_runner = Arc::new(exporting.runner(&settings, &services.db, &services.bus)?);
         let schema = build_schema(services.clone(), &settings.limits);

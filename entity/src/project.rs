@@ -15,6 +15,11 @@ pub struct Model {
     /// because verifying an HMAC needs the key itself.
     pub secret_key: String,
     pub created_at: DateTimeUtc,
+    /// The public key before the last rotation, still accepted until
+    /// `previous_public_key_until` so that deployed widgets keep working.
+    #[sea_orm(unique)]
+    pub previous_public_key: Option<String>,
+    pub previous_public_key_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

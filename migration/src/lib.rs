@@ -11,6 +11,7 @@ mod m20261125_000005_create_visitor_aliases;
 mod m20261125_000006_create_export_jobs_and_notifications;
 mod m20261125_000007_project_allowed_origins;
 mod m20261201_000008_server_issued_visitors;
+mod m20261201_000009_accounts;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_create_export_jobs_and_notifications::Migration),
             Box::new(m20261125_000007_project_allowed_origins::Migration),
             Box::new(m20261201_000008_server_issued_visitors::Migration),
+            Box::new(m20261201_000009_accounts::Migration),
         ]
     }
 }

@@ -14,27 +14,33 @@ use uuid::Uuid;
 use crate::domain::email::EmailAddress;
 use crate::domain::events::SessionRevoked;
 use crate::domain::ids::{new_id, random_secret, secret_hash};
+use crate::domain::sessions::SessionClient;
 use crate::error::{AppError, AppResult};
 
 const MIN_PASSWORD_LEN: usize = 8;
 const MAX_PASSWORD_LEN: usize = 256;
-const TOKEN_PREFIX: &str = "cta";
+pub(crate) const TOKEN_PREFIX: &str = "cta";
 
 /// A password that satisfies the length rules; its text is never logged.
 pub struct Password(String);
 
 impl Password {
     pub fn parse(raw: &str) -> AppResult<Password> {
+        Password::parse_as(raw, "password")
+    }
+
+    /// Parses the input named `field`, which names it in a refusal.
+    pub fn parse_as(raw: &str, field: &str) -> AppResult<Password> {
         let length = raw.chars().count();
         if length < MIN_PASSWORD_LEN {
             return Err(AppError::bad_input(
-                "password",
+                field,
                 format!("must have at least {MIN_PASSWORD_LEN} characters"),
             ));
         }
         if length > MAX_PASSWORD_LEN {
             return Err(AppError::bad_input(
-                "password",
+                field,
                 format!("must have at most {MAX_PASSWORD_LEN} characters"),
             ));
         }
@@ -58,6 +64,25 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
         .unwrap_or_default()
 });
 
+/// Whether `password` is the one `hash` was made from, checked off the
+/// async workers. Over-long input is refused before hashing.
+pub async fn password_matches(hash: String, password: &str) -> AppResult<bool> {
+    if password.len() > MAX_PASSWORD_LEN * 4 {
+        return Ok(false);
+    }
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .map_err(AppError::internal)
+}
+
+/// Hashes a parsed password off the async workers.
+pub async fn hash_password(password: Password) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || password.hash())
+        .await
+        .map_err(AppError::internal)?
+}
+
 fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
         .map(|parsed| {
@@ -80,6 +105,7 @@ pub async fn login(
     email: &str,
     password: &str,
     token_ttl: Duration,
+    client: &SessionClient,
 ) -> AppResult<IssuedToken> {
     let refused = || AppError::Unauthenticated("invalid email or password");
     // Over-long input is refused before hashing, which would cost time.
@@ -105,7 +131,7 @@ pub async fn login(
         .await
         .map_err(AppError::internal)?;
     match found {
-        Some(agent) if matches => issue_token(db, agent, token_ttl).await,
+        Some(agent) if matches => issue_token(db, agent, token_ttl, client).await,
         _ => Err(refused()),
     }
 }
@@ -114,6 +140,7 @@ pub async fn issue_token(
     db: &impl ConnectionTrait,
     agent: agent::Model,
     token_ttl: Duration,
+    client: &SessionClient,
 ) -> AppResult<IssuedToken> {
     let token = random_secret(TOKEN_PREFIX);
     let now = Utc::now();
@@ -125,6 +152,9 @@ pub async fn issue_token(
         created_at: Set(now),
         expires_at: Set(expires_at),
         revoked_at: Set(None),
+        last_used_at: Set(Some(now)),
+        user_agent: Set(client.user_agent()),
+        ip: Set(client.ip()),
     }
     .insert(db)
     .await?;

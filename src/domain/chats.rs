@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use entity::{chat, contact, project};
+use entity::{chat, contact};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     Set, TransactionTrait,
@@ -17,6 +17,7 @@ use crate::domain::events::{ContactChangeKind, ContactChanges};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
 use crate::domain::identity;
 use crate::domain::ids::{new_id, random_secret, secret_hash};
+use crate::domain::project_keys;
 use crate::domain::visitors::{self, OwnAnswers, PresentedCredential};
 use crate::error::{AppError, AppResult};
 use crate::geo::{GeoLocator, Location};
@@ -89,9 +90,7 @@ pub async fn start_chat(
         return Err(AppError::NotFound("project"));
     }
     let credential = PresentedCredential::parse(start.visitor_id.as_deref())?;
-    let project = project::Entity::find()
-        .filter(project::Column::PublicKey.eq(start.project_key.trim()))
-        .one(db)
+    let project = project_keys::find_by_public_key(db, &start.project_key)
         .await?
         .ok_or(AppError::NotFound("project"))?;
     let identity = start

@@ -100,8 +100,9 @@ pub async fn chats_page(
 
 /// The first `per_contact` rows of each contact, in one statement however
 /// many contacts are asked for (a window function numbers each contact's
-/// rows; SQLite has them since 3.25).
-async fn first_rows_per_contact<E>(
+/// rows; SQLite has them since 3.25). The parent column may be another
+/// one: a project's invitations are read the same way.
+pub(crate) async fn first_rows_per_contact<E>(
     db: &impl ConnectionTrait,
     contact_column: E::Column,
     order: &[(E::Column, Order)],

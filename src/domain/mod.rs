@@ -1,6 +1,7 @@
 //! The rules of the service, free of GraphQL and HTTP.
 
 pub mod access;
+pub mod account_mail;
 pub mod agents;
 pub mod auth;
 pub mod chats;
@@ -18,8 +19,12 @@ pub mod forms;
 pub mod history;
 pub mod identity;
 pub mod ids;
+pub mod invitations;
 pub mod locks;
 pub mod merge;
 pub mod notifications;
+pub mod passwords;
+pub mod project_keys;
 pub mod projects;
+pub mod sessions;
 pub mod visitors;

@@ -33,6 +33,8 @@ pub async fn create_project(
         public_key: Set(random_secret("pk")),
         secret_key: Set(random_secret("sk")),
         created_at: Set(now),
+        previous_public_key: Set(None),
+        previous_public_key_until: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -153,18 +155,8 @@ fn require_admin(access: &ProjectAccess) -> AppResult<()> {
     }
 }
 
-pub async fn add_member(
-    db: &DatabaseConnection,
-    access: &ProjectAccess,
-    email: &str,
-    role: Role,
-) -> AppResult<MembershipChanged> {
-    require_admin(access)?;
-    insert_member(db, access.project_id(), email, role).await
-}
-
-/// Adds a member without asking who wants it: for the operator's command
-/// line, and for `add_member` once it has checked the caller.
+/// Adds a member without asking who wants it: the operator's command line.
+/// Through the API, admins invite (see `invitations`).
 pub async fn insert_member(
     db: &DatabaseConnection,
     project_id: Uuid,
@@ -292,4 +284,40 @@ pub async fn change_role(
     role: Role,
 ) -> AppResult<MembershipChanged> {
     change_membership(db, access, agent_id, Some(role)).await
+}
+
+/// The agent of `access` leaves the project; its last admin cannot.
+pub async fn leave_project(
+    db: &DatabaseConnection,
+    access: &ProjectAccess,
+) -> AppResult<MembershipChanged> {
+    let txn = db.begin().await?;
+    // The same lock as for removals and demotions: two admins leaving at
+    // once cannot leave the project without one.
+    let memberships = membership::Entity::find()
+        .filter(membership::Column::ProjectId.eq(access.project_id()))
+        .lock_exclusive()
+        .all(&txn)
+        .await?;
+    let own = memberships
+        .iter()
+        .find(|m| m.agent_id == access.agent_id())
+        .ok_or(AppError::NotFound("project"))?;
+    let admins = memberships.iter().filter(|m| m.role == Role::Admin).count();
+    if own.role == Role::Admin && admins <= 1 {
+        return Err(AppError::bad_input(
+            "projectId",
+            "a project must keep at least one admin: make another member admin first",
+        ));
+    }
+    membership::Entity::delete_by_id((access.project_id(), access.agent_id()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(MembershipChanged {
+        project_id: access.project_id(),
+        agent_id: access.agent_id(),
+        role: None,
+        kind: MembershipChangeKind::Removed,
+    })
 }

@@ -6,8 +6,9 @@ use entity::agent;
 
 use crate::domain::auth;
 use crate::domain::events::Event;
-use crate::graphql::context::{require_agent, services, viewer};
+use crate::graphql::context::{request_origin, require_agent, services, viewer};
 use crate::graphql::guards;
+use crate::graphql::invitations::{Invitation, invitations_of_viewer};
 use crate::graphql::loaders::Loaders;
 use crate::graphql::projects::Project;
 
@@ -49,6 +50,15 @@ impl Agent {
             .map(|(project, access)| Project::new(project, access))
             .collect())
     }
+
+    /// Pending invitations to projects; only an agent's own can be read.
+    async fn invitations(&self, ctx: &Context<'_>) -> Result<Vec<Invitation>> {
+        let me = require_agent(ctx)?;
+        if me.id.to_string() != self.id.as_str() {
+            return Ok(Vec::new());
+        }
+        invitations_of_viewer(ctx).await
+    }
 }
 
 #[derive(SimpleObject)]
@@ -83,10 +93,17 @@ impl AuthMutation {
         password: String,
     ) -> Result<LoginPayload> {
         let services = services(ctx);
+        let client = request_origin(ctx).session_client();
         let issued = guards::guarded_login(
             ctx,
             &email,
-            auth::login(&services.db, &email, &password, services.settings.token_ttl),
+            auth::login(
+                &services.db,
+                &email,
+                &password,
+                services.settings.token_ttl,
+                &client,
+            ),
         )
         .await?;
         Ok(LoginPayload {

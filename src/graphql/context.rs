@@ -7,6 +7,7 @@ use entity::agent;
 
 use crate::domain::access::{self, ProjectAccess, Role};
 use crate::domain::ids::parse_id;
+use crate::domain::sessions::SessionClient;
 use crate::error::{AppError, AppResult};
 use crate::services::Services;
 
@@ -32,6 +33,16 @@ pub struct VisitorSession {
 pub struct RequestOrigin {
     pub ip: Option<std::net::IpAddr>,
     pub user_agent: Option<String>,
+}
+
+impl RequestOrigin {
+    /// The client a session records.
+    pub fn session_client(&self) -> SessionClient {
+        SessionClient {
+            user_agent: self.user_agent.clone(),
+            ip: self.ip,
+        }
+    }
 }
 
 pub fn request_origin<'a>(ctx: &Context<'a>) -> &'a RequestOrigin {

@@ -8,6 +8,7 @@ use std::future::Future;
 use async_graphql::Context;
 use axum::http::header;
 
+use crate::domain::passwords::WRONG_CURRENT_PASSWORD;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::{VisitorSession, request_origin, services};
 use crate::protection::origins::BrowserOrigin;
@@ -79,6 +80,50 @@ pub async fn guarded_login<T>(
         Ok(_) => LoginOutcome::Succeeded,
         Err(AppError::Unauthenticated(_)) => LoginOutcome::Failed,
         // The database failed, not the caller.
+        Err(_) => LoginOutcome::NotChecked,
+    };
+    limiter.login_finished(reservation, settled).await;
+    outcome
+}
+
+/// `requestPasswordReset`, `resetPassword` and `acceptInvitation` with a
+/// token: public operations that mail, hash or create an account. They
+/// share the per-IP budget of login attempts and obey an IP's lock; the
+/// operation's name keys no lock of its own, and nothing was guessed, so
+/// the attempt is not kept as a failure.
+pub async fn admit_account_request(ctx: &Context<'_>, operation: &str) -> AppResult<()> {
+    let limiter = &services(ctx).rate_limiter;
+    let reservation = with_retry_hint(
+        ctx,
+        limiter
+            .login_attempt(request_origin(ctx).ip, operation)
+            .await,
+    )?;
+    limiter
+        .login_finished(reservation, LoginOutcome::NotChecked)
+        .await;
+    Ok(())
+}
+
+/// Runs `changePassword` unless the agent's email or the client is locked
+/// out, and counts a wrong current password as a failed login: a stolen
+/// token must not let anyone guess the password at leisure.
+pub async fn guarded_password_change<T>(
+    ctx: &Context<'_>,
+    email: &str,
+    change: impl Future<Output = AppResult<T>>,
+) -> AppResult<T> {
+    let limiter = &services(ctx).rate_limiter;
+    let reservation = with_retry_hint(
+        ctx,
+        limiter.login_attempt(request_origin(ctx).ip, email).await,
+    )?;
+    let outcome = change.await;
+    let settled = match &outcome {
+        Ok(_) => LoginOutcome::Succeeded,
+        Err(AppError::BadInput { message, .. }) if message == WRONG_CURRENT_PASSWORD => {
+            LoginOutcome::Failed
+        }
         Err(_) => LoginOutcome::NotChecked,
     };
     limiter.login_finished(reservation, settled).await;

@@ -21,7 +21,7 @@ mod exports;
 mod projects;
 
 pub use exports::{AgentsLoader, ExportJobsLoader, JobForAgent};
-pub use projects::{AllowedOriginsLoader, MembersLoader, ProjectsOfAgentLoader};
+pub use projects::{AllowedOriginsLoader, InvitationsLoader, MembersLoader, ProjectsOfAgentLoader};
 
 /// The first `first` rows of one contact's list, newest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,6 +106,7 @@ pub struct Loaders {
     pub history: DataLoader<HistoryLoader>,
     pub duplicates: DataLoader<DuplicatesLoader>,
     pub members: DataLoader<MembersLoader>,
+    pub invitations: DataLoader<InvitationsLoader>,
     pub allowed_origins: DataLoader<AllowedOriginsLoader>,
     pub projects_of_agent: DataLoader<ProjectsOfAgentLoader>,
     pub agents: DataLoader<AgentsLoader>,
@@ -124,6 +125,7 @@ impl Loaders {
             chats: batched(ChatsLoader { db: db.clone() }),
             history: batched(HistoryLoader { db: db.clone() }),
             members: batched(MembersLoader { db: db.clone() }),
+            invitations: batched(InvitationsLoader { db: db.clone() }),
             allowed_origins: batched(AllowedOriginsLoader { db: db.clone() }),
             projects_of_agent: batched(ProjectsOfAgentLoader { db: db.clone() }),
             agents: batched(AgentsLoader { db: db.clone() }),

@@ -11,11 +11,14 @@ pub mod errors;
 pub mod exports;
 pub mod forms;
 pub mod guards;
+pub mod invitations;
 pub mod loaders;
 pub mod location;
 pub mod notifications;
 pub mod null_propagation;
+pub mod passwords;
 pub mod projects;
+pub mod sessions;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
@@ -30,6 +33,7 @@ pub struct QueryRoot(
     forms::FormQuery,
     exports::ExportQuery,
     notifications::NotificationQuery,
+    sessions::SessionQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -41,6 +45,9 @@ pub struct MutationRoot(
     forms::FormMutation,
     exports::ExportMutation,
     notifications::NotificationMutation,
+    invitations::InvitationMutation,
+    passwords::PasswordMutation,
+    sessions::SessionMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -8,10 +8,12 @@ use futures_util::{Stream, StreamExt};
 use crate::domain::access::{ProjectAccess, Role};
 use crate::domain::events::{Event, MembershipChangeKind, MembershipChanged};
 use crate::domain::ids::parse_id;
-use crate::domain::projects;
+use crate::domain::invitations::{self, InvitationMail};
+use crate::domain::{project_keys, projects};
 use crate::error::AppError;
 use crate::graphql::auth::Agent;
 use crate::graphql::context::{project_access, require_agent, services, subscription_access};
+use crate::graphql::invitations::Invitation;
 use crate::graphql::loaders::Loaders;
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +96,20 @@ impl Project {
             .load_one(self.access.clone())
             .await?
             .unwrap_or_default())
+    }
+
+    /// Invitations to this project, newest first. Admins only.
+    async fn invitations(&self, ctx: &Context<'_>) -> Result<Vec<Invitation>> {
+        if self.access.role() != Role::Admin {
+            return Err(AppError::Forbidden("only project admins may see invitations").into());
+        }
+        let found = ctx
+            .data::<Loaders>()?
+            .invitations
+            .load_one(self.access.clone())
+            .await?
+            .unwrap_or_default();
+        Ok(found.into_iter().map(Invitation).collect())
     }
 
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Member>> {
@@ -179,7 +195,7 @@ impl ProjectQuery {
 pub struct ProjectMutation;
 
 /// Publishes the change to subscribers and shapes the answer.
-fn announce(ctx: &Context<'_>, change: MembershipChanged) -> MembershipChange {
+pub(crate) fn announce(ctx: &Context<'_>, change: MembershipChanged) -> MembershipChange {
     let answer = MembershipChange::from(&change);
     services(ctx).bus.publish(Event::MembershipChanged(change));
     answer
@@ -197,16 +213,48 @@ impl ProjectMutation {
         Ok(Project::new(model, access))
     }
 
-    /// Adds an existing agent, by email, to the project. Admins only.
+    /// Invites an email address to the project and mails it a link; the
+    /// invitee joins on accepting (`acceptInvitation`). The answer is the
+    /// same whether the address has an account or not. Admins only.
     async fn add_member(
         &self,
         ctx: &Context<'_>,
         project_id: ID,
         email: String,
         role: RoleKind,
-    ) -> Result<MembershipChange> {
+    ) -> Result<Invitation> {
         let access = project_access(ctx, &project_id, Role::Admin).await?;
-        let change = projects::add_member(&services(ctx).db, &access, &email, role.into()).await?;
+        let services = services(ctx);
+        let app_url = services.settings.agent_app_url();
+        let mail = InvitationMail {
+            mailer: services.mailer.as_ref(),
+            app_url: &app_url,
+            ttl: services.settings.accounts.invitation_ttl,
+        };
+        let invitation =
+            invitations::invite(&services.db, &mail, &access, &email, role.into()).await?;
+        Ok(Invitation(invitation))
+    }
+
+    /// New keys for the project: the secret key changes at once, the old
+    /// public key keeps working for `PUBLIC_KEY_GRACE_HOURS` so that
+    /// deployed widgets can be updated meanwhile. Admins only.
+    async fn rotate_project_keys(&self, ctx: &Context<'_>, project_id: ID) -> Result<Project> {
+        let access = project_access(ctx, &project_id, Role::Admin).await?;
+        let services = services(ctx);
+        let grace = services.settings.accounts.public_key_grace;
+        let model = project_keys::rotate(&services.db, &access, grace).await?;
+        services
+            .origins
+            .keys_changed(&services.db, services.bus.as_ref(), model.id)
+            .await?;
+        Ok(Project::new(model, access))
+    }
+
+    /// The caller leaves the project; its last admin cannot.
+    async fn leave_project(&self, ctx: &Context<'_>, project_id: ID) -> Result<MembershipChange> {
+        let access = project_access(ctx, &project_id, Role::Agent).await?;
+        let change = projects::leave_project(&services(ctx).db, &access).await?;
         Ok(announce(ctx, change))
     }
 

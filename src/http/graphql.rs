@@ -15,7 +15,9 @@ use serde_json::json;
 
 use super::request_pipeline::{Caller, RawRequest, prepare_request, refusal_error};
 use super::{HttpState, cors, websocket};
-use crate::domain::{auth, chats};
+use crate::domain::chats;
+use crate::domain::sessions;
+use crate::error::AppResult;
 use crate::graphql::context::{RequestOrigin, Viewer, VisitorSession};
 use crate::graphql::errors::tag_request_errors;
 use crate::graphql::null_propagation::propagate_nulls;
@@ -45,23 +47,24 @@ pub async fn execute(
             "the body must be one GraphQL request as JSON: {\"query\": ..., \"variables\": ...}",
         );
     };
+    let settings = &state.services.settings;
+    let origin = RequestOrigin {
+        ip: Some(settings.trusted_proxies.client_ip(peer.ip(), &headers)),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+    };
     let viewer = match bearer_token(&headers) {
-        Some(token) => match viewer_for_token(&state.services.db, token).await {
+        Some(token) => match viewer_for_token(&state.services.db, token, &origin).await {
             Ok(viewer) => viewer,
             Err(response) => return response,
         },
         None => Viewer::default(),
     };
-    let settings = &state.services.settings;
     let caller = Caller {
         viewer,
-        origin: RequestOrigin {
-            ip: Some(settings.trusted_proxies.client_ip(peer.ip(), &headers)),
-            user_agent: headers
-                .get(header::USER_AGENT)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned),
-        },
+        origin,
         browser_origin: cors::browser_origin(&headers, settings.public_url.as_deref()),
     };
     // Kept for the rare response with field errors, which is checked
@@ -121,7 +124,11 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// Agent tokens and visitor tokens (`vt_`) share the header. An unknown or
 /// revoked token makes the caller anonymous: public
 /// operations still work, the rest answer UNAUTHENTICATED.
-async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> Result<Viewer, Response> {
+async fn viewer_for_token(
+    db: &DatabaseConnection,
+    token: &str,
+    origin: &RequestOrigin,
+) -> Result<Viewer, Response> {
     let looked_up = if token.starts_with("vt_") {
         chats::authenticate_visitor(db, token)
             .await
@@ -133,11 +140,13 @@ async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> Result<Viewer
                 ..Viewer::default()
             })
     } else {
-        auth::authenticate(db, token).await.map(|agent| Viewer {
-            agent,
-            token: Some(token.to_owned()),
-            visitor: None,
-        })
+        agent_for_token(db, token, origin)
+            .await
+            .map(|agent| Viewer {
+                agent,
+                token: Some(token.to_owned()),
+                visitor: None,
+            })
     };
     match looked_up {
         Ok(viewer) => Ok(viewer),
@@ -150,6 +159,23 @@ async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> Result<Viewer
                 .into_response())
         }
     }
+}
+
+/// The agent of a live token, recording the session's use (at most once a
+/// minute, so it costs no statement on most requests).
+async fn agent_for_token(
+    db: &DatabaseConnection,
+    token: &str,
+    origin: &RequestOrigin,
+) -> AppResult<Option<entity::agent::Model>> {
+    let Some((agent, session)) = sessions::authenticate(db, token).await? else {
+        return Ok(None);
+    };
+    if let Err(error) = sessions::record_use(db, &session, &origin.session_client()).await {
+        // The request goes on: when a session was last used is a hint.
+        tracing::warn!(?error, "cannot record a session's use");
+    }
+    Ok(Some(agent))
 }
 
 fn body_too_large(limit: usize) -> Response {

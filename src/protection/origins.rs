@@ -218,17 +218,27 @@ impl OriginPolicy {
                 .or_default()
                 .insert(row.origin);
         }
-        let keys: Vec<(Uuid, String)> = project::Entity::find()
+        // A rotated-out key stays mapped: `startChat` decides whether its
+        // grace still lasts.
+        let keys: Vec<(Uuid, String, Option<String>)> = project::Entity::find()
             .select_only()
             .column(project::Column::Id)
             .column(project::Column::PublicKey)
+            .column(project::Column::PreviousPublicKey)
             .filter(project::Column::Id.is_in(by_project.keys().copied()))
             .into_tuple()
             .all(db)
             .await?;
         let snapshot = Snapshot {
             listed_anywhere: by_project.values().flatten().cloned().collect(),
-            project_by_key: keys.into_iter().map(|(id, key)| (key, id)).collect(),
+            project_by_key: keys
+                .into_iter()
+                .flat_map(|(id, key, previous)| {
+                    std::iter::once(key)
+                        .chain(previous)
+                        .map(move |key| (key, id))
+                })
+                .collect(),
             by_project,
         };
         self.snapshot.store(Arc::new(snapshot));
@@ -250,6 +260,21 @@ impl OriginPolicy {
             project_id: access.project_id(),
         }));
         Ok(origins)
+    }
+
+    /// A project's keys changed: the cache maps keys to projects, so it is
+    /// reloaded here and on the other instances.
+    pub async fn keys_changed(
+        &self,
+        db: &DatabaseConnection,
+        bus: &dyn EventBus,
+        project_id: Uuid,
+    ) -> AppResult<()> {
+        self.reload(db).await?;
+        bus.publish(Event::ProjectOriginsChanged(ProjectOriginsChanged {
+            project_id,
+        }));
+        Ok(())
     }
 
     /// Keeps the cache fresh until `stop`: a reload on every change event

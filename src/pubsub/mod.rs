@@ -6,7 +6,7 @@ use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::domain::events::{ContactChanges, Event};
+use crate::domain::events::{ContactChanges, Event, SessionRevoked};
 
 mod postgres;
 pub use postgres::PgNotifyBus;
@@ -17,6 +17,13 @@ pub trait EventBus: Send + Sync {
     /// Every event published from now on, and [`Event::EventsMissed`]
     /// where some may not have arrived.
     fn subscribe(&self) -> BoxStream<'static, Event>;
+
+    /// Tells every connection holding one of these sessions that it ended.
+    fn publish_sessions_revoked(&self, revoked: Vec<SessionRevoked>) {
+        for session in revoked {
+            self.publish(Event::SessionRevoked(session));
+        }
+    }
 
     /// Announces every contact change an operation made.
     fn publish_contact_changes(&self, changes: ContactChanges) {

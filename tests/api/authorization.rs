@@ -55,6 +55,10 @@ struct Ids {
     export_job: String,
     /// A notification of the admin's.
     notification: String,
+    /// A pending invitation of the project, of an address no caller has.
+    invitation: String,
+    /// A live session of the admin's that no caller uses.
+    admin_session: String,
 }
 
 struct Row {
@@ -69,6 +73,8 @@ struct Row {
     scoped: bool,
     /// Revokes the caller's token: the caller logs in afresh for it.
     fresh_tokens: bool,
+    /// Ends every session of the caller: its agent logs in again after.
+    ends_every_session: bool,
 }
 
 const CALLERS: [&str; 5] = [
@@ -88,6 +94,7 @@ fn table() -> Vec<Row> {
         expected,
         scoped,
         fresh_tokens: false,
+        ends_every_session: false,
     };
     let member_only = [OK, OK, NOT_FOUND, UNAUTH, UNAUTH];
     let admin_only = [OK, FORBIDDEN, NOT_FOUND, UNAUTH, UNAUTH];
@@ -295,7 +302,7 @@ fn table() -> Vec<Row> {
         row(
             "addMember",
             Mutation,
-            "mutation($p: ID!, $e: String!) { addMember(projectId: $p, email: $e, role: AGENT) { kind } }",
+            "mutation($p: ID!, $e: String!) { addMember(projectId: $p, email: $e, role: AGENT) { id status } }",
             |ids| json!({"p": ids.project, "e": ids.newcomer_email}),
             admin_only,
             true,
@@ -363,6 +370,91 @@ fn table() -> Vec<Row> {
             |ids| json!({"c": ids.contact}),
             member_only,
             true,
+        ),
+        row(
+            "acceptInvitation",
+            Mutation,
+            "mutation($i: ID!) { acceptInvitation(id: $i) { kind } }",
+            |ids| json!({"i": ids.invitation}),
+            [NOT_FOUND, NOT_FOUND, NOT_FOUND, UNAUTH, UNAUTH],
+            true,
+        ),
+        row(
+            "revokeInvitation",
+            Mutation,
+            "mutation($i: ID!) { revokeInvitation(id: $i) { status } }",
+            |ids| json!({"i": ids.invitation}),
+            admin_only,
+            true,
+        ),
+        row(
+            "rotateProjectKeys",
+            Mutation,
+            "mutation($p: ID!) { rotateProjectKeys(projectId: $p) { publicKey } }",
+            |ids| json!({"p": ids.project}),
+            admin_only,
+            true,
+        ),
+        row(
+            "leaveProject",
+            Mutation,
+            "mutation($p: ID!) { leaveProject(projectId: $p) { kind } }",
+            |ids| json!({"p": ids.project}),
+            // The fixture's admin is its project's only admin.
+            [E("BAD_USER_INPUT"), OK, NOT_FOUND, UNAUTH, UNAUTH],
+            true,
+        ),
+        row(
+            "sessions",
+            Query,
+            "{ sessions { id current } }",
+            |_| json!({}),
+            any_agent,
+            false,
+        ),
+        row(
+            "revokeSession",
+            Mutation,
+            "mutation($s: ID!) { revokeSession(id: $s) }",
+            |ids| json!({"s": ids.admin_session}),
+            admins_own,
+            true,
+        ),
+        Row {
+            fresh_tokens: true,
+            ends_every_session: true,
+            ..row(
+                "logoutEverywhere",
+                Mutation,
+                "mutation { logoutEverywhere }",
+                |_| json!({}),
+                any_agent,
+                false,
+            )
+        },
+        row(
+            "changePassword",
+            Mutation,
+            "mutation($pw: String!) { changePassword(currentPassword: $pw, newPassword: $pw) }",
+            |_| json!({"pw": PASSWORD}),
+            any_agent,
+            false,
+        ),
+        row(
+            "requestPasswordReset",
+            Mutation,
+            "mutation($e: String!) { requestPasswordReset(email: $e) }",
+            |ids| json!({"e": ids.admin_email}),
+            public,
+            false,
+        ),
+        row(
+            "resetPassword",
+            Mutation,
+            "mutation($pw: String!) { resetPassword(token: \"pr_not-a-token\", password: $pw) }",
+            |_| json!({"pw": PASSWORD}),
+            [E("BAD_USER_INPUT"); 5],
+            false,
         ),
         row(
             "membershipChanged",
@@ -522,8 +614,21 @@ async fn fixture(app: &TestApp, cast: &Cast) -> Fixture {
     .expect("a notification")
     .id
     .to_string();
+    let invitation = app
+        .graphql(
+            Some(&cast.admin.token),
+            "mutation($p: ID!, $e: String!) { addMember(projectId: $p, email: $e, role: AGENT) { id } }",
+            json!({"p": project, "e": format!("invitee-{}@example.com", Uuid::now_v7().simple())}),
+        )
+        .await["data"]["addMember"]["id"]
+        .as_str()
+        .expect("an invitation")
+        .to_owned();
+    let admin_session = unused_session(app, &cast.admin).await;
     Fixture {
         ids: Ids {
+            invitation,
+            admin_session,
             project,
             contact: contact.id.to_string(),
             other_contact: other_contact.id.to_string(),
@@ -539,6 +644,34 @@ async fn fixture(app: &TestApp, cast: &Cast) -> Fixture {
     }
 }
 
+/// A session of `agent` made in the database, so that revoking it leaves
+/// the agent's token alone and costs no login.
+async fn unused_session(app: &TestApp, agent: &TestAgent) -> String {
+    use contacts::domain::{auth, ids::secret_hash, sessions::SessionClient};
+    let db = &app.app_services.db;
+    let model = entity::agent::Entity::find_by_id(agent.id.parse::<Uuid>().unwrap())
+        .one(db)
+        .await
+        .unwrap()
+        .expect("the agent");
+    let issued = auth::issue_token(
+        db,
+        model,
+        Duration::from_secs(3600),
+        &SessionClient::default(),
+    )
+    .await
+    .expect("a token");
+    entity::access_token::Entity::find()
+        .filter(entity::access_token::Column::TokenHash.eq(secret_hash(&issued.token)))
+        .one(db)
+        .await
+        .unwrap()
+        .expect("the session")
+        .id
+        .to_string()
+}
+
 fn missing(ids: &Ids) -> Ids {
     Ids {
         project: Uuid::now_v7().to_string(),
@@ -547,6 +680,8 @@ fn missing(ids: &Ids) -> Ids {
         question: Uuid::now_v7().to_string(),
         export_job: Uuid::now_v7().to_string(),
         notification: Uuid::now_v7().to_string(),
+        invitation: Uuid::now_v7().to_string(),
+        admin_session: Uuid::now_v7().to_string(),
         ..ids.clone()
     }
 }
@@ -625,8 +760,14 @@ fn outcome_of(body: &Value) -> Result<Outcome, String> {
 async fn every_operation_of_the_schema_answers_each_kind_of_caller_as_it_must() {
     // No export workers: the fixture's export stays queued, so cancelling it
     // is always possible.
-    let app = spawn_app_with(|settings| settings.exports.workers = 0).await;
-    let cast = Cast {
+    // No limit on login attempts: the table logs in and resets passwords
+    // far more often than a minute's budget allows.
+    let app = spawn_app_with(|settings| {
+        settings.exports.workers = 0;
+        settings.rate_limits.login_per_ip = 0;
+    })
+    .await;
+    let mut cast = Cast {
         admin: app.agent("admin").await,
         member: app.agent("member").await,
         outsider: app.agent("outsider").await,
@@ -678,6 +819,17 @@ async fn every_operation_of_the_schema_answers_each_kind_of_caller_as_it_must() 
                         "{} as a non-member differs from a missing id:\n  foreign: {body}\n  missing: {for_missing}",
                         row.operation
                     ));
+                }
+            }
+            if row.ends_every_session {
+                let agent = match caller_index {
+                    0 => Some(&mut cast.admin),
+                    1 => Some(&mut cast.member),
+                    2 => Some(&mut cast.outsider),
+                    _ => None,
+                };
+                if let Some(agent) = agent {
+                    agent.token = app.login(&agent.email, PASSWORD).await;
                 }
             }
         }

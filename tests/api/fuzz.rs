@@ -740,3 +740,37 @@ async fn malformed_requests_get_a_clear_answer() {
         })
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_operations_get_a_clear_answer() {
+    let f = fixture().await;
+    let operation = select(vec!["accept", "request reset", "reset", "change"]);
+    property(
+        (operation, nasty_string(), nasty_string(), nasty_string()),
+        |(operation, first, second, third)| {
+            let (token, query, variables) = match operation {
+                "accept" => (
+                    None,
+                    "mutation($t: String!, $n: String, $p: String) { acceptInvitation(token: $t, name: $n, password: $p) { kind } }",
+                    json!({"t": first, "n": second, "p": third}),
+                ),
+                "request reset" => (
+                    None,
+                    "mutation($e: String!) { requestPasswordReset(email: $e) }",
+                    json!({"e": first}),
+                ),
+                "reset" => (
+                    None,
+                    "mutation($t: String!, $p: String!) { resetPassword(token: $t, password: $p) }",
+                    json!({"t": first, "p": second}),
+                ),
+                _ => (
+                    Some(f.admin.token.as_str()),
+                    "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }",
+                    json!({"c": first, "n": second}),
+                ),
+            };
+            block_on(check_operation(&f, token, &[], query, variables))
+        },
+    );
+}

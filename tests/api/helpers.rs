@@ -414,6 +414,8 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Makes `member` a member the way the API does: the admin invites
+    /// its email, and the agent accepts the invitation it sees.
     pub async fn add_member(
         &self,
         admin: &TestAgent,
@@ -421,14 +423,44 @@ impl TestApp {
         member: &TestAgent,
         role: &str,
     ) {
-        let body = self
+        let invited = self
             .graphql(
                 Some(&admin.token),
-                "mutation($p: ID!, $e: String!, $r: Role!) { addMember(projectId: $p, email: $e, role: $r) { kind } }",
+                "mutation($p: ID!, $e: String!, $r: Role!) { addMember(projectId: $p, email: $e, role: $r) { id } }",
                 json!({"p": project_id, "e": member.email, "r": role}),
             )
             .await;
-        assert_eq!(body["data"]["addMember"]["kind"], "ADDED", "{body}");
+        let invitation = invited["data"]["addMember"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("addMember failed: {invited}"));
+        let accepted = self
+            .graphql(
+                Some(&member.token),
+                "mutation($i: ID!) { acceptInvitation(id: $i) { kind } }",
+                json!({"i": invitation}),
+            )
+            .await;
+        assert_eq!(
+            accepted["data"]["acceptInvitation"]["kind"], "ADDED",
+            "{accepted}"
+        );
+    }
+
+    /// The `.eml` files the embedded mailer wrote, oldest first, as text.
+    pub fn mail_files(&self) -> Vec<String> {
+        let dir = self.settings.data_dir.join("mail");
+        let mut paths: Vec<_> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        paths.sort();
+        paths
+            .iter()
+            .map(|path| std::fs::read_to_string(path).expect("a mail file"))
+            .collect()
     }
 }
 

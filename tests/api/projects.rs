@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestAgent, TestApp, error_code, spawn_app};
 
 const PROJECT: &str = "query($id: ID!) { project(id: $id) { id name publicKey viewerRole members { role agent { email } } } }";
-const ADD: &str = "mutation($p: ID!, $e: String!, $r: Role!) { addMember(projectId: $p, email: $e, role: $r) { kind role agentId } }";
+const ADD: &str = "mutation($p: ID!, $e: String!, $r: Role!) { addMember(projectId: $p, email: $e, role: $r) { id email role status } }";
 const REMOVE: &str =
     "mutation($p: ID!, $a: ID!) { removeMember(projectId: $p, agentId: $a) { kind } }";
 const CHANGE: &str = "mutation($p: ID!, $a: ID!, $r: Role!) { changeRole(projectId: $p, agentId: $a, role: $r) { kind role } }";
@@ -121,11 +121,12 @@ async fn membership_operations_by_role() {
             json!({"p": project_id, "a": agent.id}),
             Some("NOT_FOUND"),
         ),
+        // An address without an account is invited like any other.
         (
             &admin,
             ADD,
             json!({"p": project_id, "e": "nobody@example.com", "r": "AGENT"}),
-            Some("BAD_USER_INPUT"),
+            None,
         ),
         (
             &admin,
@@ -133,12 +134,18 @@ async fn membership_operations_by_role() {
             json!({"p": project_id, "e": agent.email, "r": "AGENT"}),
             Some("BAD_USER_INPUT"),
         ),
+        // Invited, not yet a member: there is no role to change.
         (
             &admin,
-            ADD,
-            json!({"p": project_id, "e": newcomer.email, "r": "AGENT"}),
-            None,
+            CHANGE,
+            json!({"p": project_id, "a": newcomer.id, "r": "ADMIN"}),
+            Some("NOT_FOUND"),
         ),
+    ];
+    run_cases(&app, cases).await;
+    app.add_member(&admin, &project_id, &newcomer, "AGENT")
+        .await;
+    let cases: Vec<(&TestAgent, &str, Value, Option<&str>)> = vec![
         (
             &admin,
             CHANGE,
@@ -158,6 +165,19 @@ async fn membership_operations_by_role() {
             None,
         ),
     ];
+    run_cases(&app, cases).await;
+    let members = member_roles(&app, &admin, &project_id).await;
+    assert_eq!(
+        members,
+        vec![
+            (admin.email.clone(), "ADMIN".to_owned()),
+            (newcomer.email.clone(), "ADMIN".to_owned())
+        ]
+    );
+}
+
+/// Runs each case as its actor: `None` expects success, `Some` the code.
+async fn run_cases(app: &TestApp, cases: Vec<(&TestAgent, &str, Value, Option<&str>)>) {
     for (actor, operation, variables, expected) in cases {
         let body = app
             .graphql(Some(&actor.token), operation, variables.clone())
@@ -167,14 +187,6 @@ async fn membership_operations_by_role() {
             None => assert!(body["errors"].is_null(), "{operation} {variables}: {body}"),
         }
     }
-    let members = member_roles(&app, &admin, &project_id).await;
-    assert_eq!(
-        members,
-        vec![
-            (admin.email.clone(), "ADMIN".to_owned()),
-            (newcomer.email.clone(), "ADMIN".to_owned())
-        ]
-    );
 }
 
 async fn member_roles(

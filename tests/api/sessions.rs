@@ -13,14 +13,11 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use crate::helpers::{
-    PASSWORD, TestAgent, TestApp, error_code, public_key, spawn_app, unstarted_app,
-};
+use crate::helpers::{PASSWORD, TestAgent, TestApp, public_key, spawn_app, unstarted_app};
 use crate::subscriptions::{LEGACY, MODERN, Socket, connect_as, next, send};
 
 const MEMBERS: &str = "subscription($p: ID!) { membershipChanged(projectId: $p) { kind agentId } }";
 const CONTACTS: &str = "subscription($p: ID!) { contactUpdated(projectId: $p) { kind contactId } }";
-const ADD_MEMBER: &str = "mutation($p: ID!, $e: String!, $r: Role!) { addMember(projectId: $p, email: $e, role: $r) { kind } }";
 
 /// The bound the issue sets for a close after `logout` or expiry (one
 /// second), with room for a loaded machine; it only stops a hang.
@@ -470,27 +467,31 @@ async fn when_the_bus_reconnects_connections_check_their_token_and_accesses_agai
 async fn parallel_additions_of_one_member_add_it_once() {
     let app = spawn_app().await;
     let admin = app.agent("admin").await;
-    let project_id = app.project(&admin, "Shop").await;
-    // Several rounds: the requests of one round meet between the check
-    // for an existing membership and the insert only now and then.
+    let project_id: Uuid = app.project(&admin, "Shop").await.parse().unwrap();
+    // Through the API admins invite; the operator's direct addition (the
+    // command line's add-member) is where two additions meet. Several
+    // rounds: the additions of one round meet between the check for an
+    // existing membership and the insert only now and then.
     for _ in 0..6 {
         let member = app.agent("member").await;
-        let variables = json!({"p": project_id, "e": member.email, "r": "AGENT"});
-        let answers = join_all(
-            (0..10).map(|_| app.graphql(Some(&admin.token), ADD_MEMBER, variables.clone())),
-        )
+        let db = &app.app_services.db;
+        let answers = join_all((0..10).map(|_| {
+            contacts::domain::projects::insert_member(
+                db,
+                project_id,
+                &member.email,
+                contacts::domain::access::Role::Agent,
+            )
+        }))
         .await;
-        let added = answers
-            .iter()
-            .filter(|answer| answer["data"]["addMember"]["kind"] == "ADDED")
-            .count();
+        let added = answers.iter().filter(|answer| answer.is_ok()).count();
         assert_eq!(added, 1, "{answers:?}");
-        for answer in answers.iter().filter(|a| a["data"]["addMember"].is_null()) {
-            assert_eq!(error_code(answer), "BAD_USER_INPUT", "{answer}");
+        for refused in answers.iter().filter_map(|answer| answer.as_ref().err()) {
+            assert_eq!(refused.code(), "BAD_USER_INPUT", "{refused:?}");
         }
         let rows = entity::membership::Entity::find()
             .filter(entity::membership::Column::AgentId.eq(agent_id(&member)))
-            .count(&app.app_services.db)
+            .count(db)
             .await
             .unwrap();
         assert_eq!(rows, 1);
@@ -539,4 +540,38 @@ async fn two_instances_starting_together_on_a_fresh_database_both_start() {
     let db = &first.services().db;
     assert_eq!(entity::agent::Entity::find().count(db).await.unwrap(), 1);
     assert_eq!(entity::project::Entity::find().count(db).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn ending_sessions_from_the_account_closes_their_websockets() {
+    let app = spawn_app().await;
+    let owner = app.agent("owner").await;
+    let project_id = app.project(&owner, "Shop").await;
+    // logoutEverywhere, from another session: both sockets close.
+    let second = app.login(&owner.email, PASSWORD).await;
+    let mut socket = watching_members(&app, MODERN, &owner, &owner, &project_id).await;
+    let mut second_socket = connect_as(&app.ws_url(), MODERN, &second).await;
+    let body = app
+        .graphql(Some(&second), "mutation { logoutEverywhere }", json!({}))
+        .await;
+    assert_eq!(body["data"]["logoutEverywhere"], true, "{body}");
+    assert_eq!(closed_within(&mut socket, CLOSE_WITHIN).await, 4401);
+    assert_eq!(closed_within(&mut second_socket, CLOSE_WITHIN).await, 4401);
+
+    // changePassword ends the other sessions, and so their sockets, but
+    // not the caller's.
+    let caller = app.login(&owner.email, PASSWORD).await;
+    let other = app.login(&owner.email, PASSWORD).await;
+    let mut other_socket = connect_as(&app.ws_url(), MODERN, &other).await;
+    let mut caller_socket = connect_as(&app.ws_url(), MODERN, &caller).await;
+    let body = app
+        .graphql(
+            Some(&caller),
+            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }",
+            json!({"c": PASSWORD, "n": "another horse battery staple"}),
+        )
+        .await;
+    assert_eq!(body["data"]["changePassword"], true, "{body}");
+    assert_eq!(closed_within(&mut other_socket, CLOSE_WITHIN).await, 4401);
+    assert_still_open(&mut caller_socket).await;
 }

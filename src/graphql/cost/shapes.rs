@@ -10,7 +10,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Value, parser};
 
 use crate::domain::contact_list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::domain::{duplicates, forms};
+use crate::domain::{duplicates, forms, invitations, sessions};
 use crate::protection::origins;
 
 /// Projects one agent is costed as belonging to. Nothing caps it; a
@@ -47,6 +47,13 @@ pub const UNPAGED_LIST_SIZES: &[(&str, &str, u64)] = &[
     ("FormQuestion", "options", forms::MAX_OPTIONS as u64),
     ("VisitorQuestion", "options", forms::MAX_OPTIONS as u64),
     ("Contact", "possibleDuplicates", duplicates::MAX_DUPLICATES),
+    (
+        "Project",
+        "invitations",
+        invitations::MAX_INVITATIONS_LISTED,
+    ),
+    ("Agent", "invitations", invitations::MAX_INVITATIONS_LISTED),
+    ("QueryRoot", "sessions", sessions::MAX_SESSIONS_LISTED),
 ];
 
 /// Fields whose work is not the rows they return, costed as the rows they

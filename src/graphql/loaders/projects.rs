@@ -10,7 +10,7 @@ use uuid::Uuid;
 use async_graphql::dataloader::Loader;
 
 use crate::domain::access::ProjectAccess;
-use crate::domain::projects;
+use crate::domain::{invitations, projects};
 use crate::protection::origins;
 
 /// Keyed by the caller's access to the project, which only the access
@@ -33,6 +33,30 @@ impl Loader<ProjectAccess> for MembersLoader {
             .map(|access| {
                 let found = members.remove(&access.project_id()).unwrap_or_default();
                 (access.clone(), found)
+            })
+            .collect())
+    }
+}
+
+/// A project's invitations; empty unless the access is an admin's.
+pub struct InvitationsLoader {
+    pub(super) db: DatabaseConnection,
+}
+
+impl Loader<ProjectAccess> for InvitationsLoader {
+    type Value = Vec<invitations::Invitation>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[ProjectAccess],
+    ) -> Result<HashMap<ProjectAccess, Self::Value>, Self::Error> {
+        let mut found = invitations::of_projects(&self.db, keys).await?;
+        Ok(keys
+            .iter()
+            .map(|access| {
+                let invitations = found.remove(&access.project_id()).unwrap_or_default();
+                (access.clone(), invitations)
             })
             .collect())
     }
