@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::graphql::errors::client_request_error;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
-use async_graphql::{ErrorExtensionValues, Name, ServerError, ServerResult, Variables};
+use async_graphql::{Name, ServerResult, Variables};
 
 /// `ofType` levels introspection may ask for: graphql-js's standard query
 /// asks for seven.
@@ -175,13 +176,8 @@ impl Extension for DepthCheck {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        check(&document, self.max_depth).map_err(|refusal| {
-            let mut error = ServerError::new(refusal.message(), None);
-            let mut extensions = ErrorExtensionValues::default();
-            extensions.set("code", "BAD_USER_INPUT");
-            error.extensions = Some(extensions);
-            error
-        })?;
+        check(&document, self.max_depth)
+            .map_err(|refusal| client_request_error(refusal.message()))?;
         Ok(document)
     }
 }

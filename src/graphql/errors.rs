@@ -28,6 +28,16 @@ impl From<AppError> for async_graphql::Error {
     }
 }
 
+/// A request error of the client's (a limit, a refused document) with its
+/// code, for the checks that run before any resolver.
+pub fn client_request_error(message: impl Into<String>) -> async_graphql::ServerError {
+    let mut error = async_graphql::ServerError::new(message, None);
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", "BAD_USER_INPUT");
+    error.extensions = Some(extensions);
+    error
+}
+
 /// Errors that async-graphql raises itself (parse errors, validation,
 /// depth and complexity limits) carry no code; they are all the client's.
 pub fn tag_request_errors(mut response: Response) -> Response {

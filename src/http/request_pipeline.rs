@@ -1,6 +1,7 @@
 //! The one way from a request as a client sent it, over HTTP or a websocket, to an `async_graphql::Request` ready to execute.
 
-use async_graphql::{ErrorExtensionValues, ServerError, Variables};
+use crate::graphql::errors::client_request_error;
+use async_graphql::{ServerError, Variables};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -86,9 +87,5 @@ pub fn prepare_request(
 
 /// The refusal as a GraphQL error, coded like every other client mistake.
 pub fn refusal_error(refusal: InputRefusal) -> ServerError {
-    let mut error = ServerError::new(refusal.to_string(), None);
-    let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", "BAD_USER_INPUT");
-    error.extensions = Some(extensions);
-    error
+    client_request_error(refusal.to_string())
 }

@@ -3,14 +3,13 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::graphql::errors::client_request_error;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
     NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{
-    ErrorExtensionValues, Request, ServerError, ServerResult, ValidationResult, Variables,
-};
+use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
 
 use super::shapes::CostModel;
 
@@ -106,14 +105,12 @@ impl Extension for RowCostCheck {
 }
 
 fn too_costly(cost: u64, limit: u64) -> ServerError {
-    let mut error = ServerError::new(
-        format!("the query costs {cost} rows, more than the limit of {limit}"),
-        None,
-    );
-    let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", "BAD_USER_INPUT");
-    extensions.set("cost", cost);
-    extensions.set("limit", limit);
-    error.extensions = Some(extensions);
+    let mut error = client_request_error(format!(
+        "the query costs {cost} rows, more than the limit of {limit}"
+    ));
+    if let Some(extensions) = error.extensions.as_mut() {
+        extensions.set("cost", cost);
+        extensions.set("limit", limit);
+    }
     error
 }
