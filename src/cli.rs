@@ -3,6 +3,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::path::Path;
+
+use crate::bootstrap::OwnerLogin;
 use crate::config::Settings;
 use crate::domain::access::Role;
 use crate::domain::email::EmailAddress;
@@ -287,15 +290,41 @@ async fn export_now(
     Ok(())
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = App::build(settings.clone()).await?;
-    if let Some(login) = app.owner_login() {
+/// The first start's login, said once. A person at a terminal reads the
+/// password there; a log collector gets an event naming an owner-only file
+/// instead, so that no password ever lands in collected logs.
+fn announce_first_start(login: &OwnerLogin, data_dir: &Path) -> anyhow::Result<()> {
+    if !telemetry::is_json() {
         println!();
         println!("  First start: an owner account and a first project were created.");
         println!("  email:    {}", login.email);
         println!("  password: {}", login.password);
         println!("  (shown once; log in with the `login` mutation in the playground)");
         println!();
+        return Ok(());
+    }
+    let path = data_dir.join(FIRST_START_LOGIN_FILE);
+    std::fs::write(
+        &path,
+        format!("email: {}\npassword: {}\n", login.email, login.password),
+    )
+    .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
+    file_modes::tighten(&path);
+    tracing::info!(
+        email = %login.email,
+        password_file = %path.display(),
+        "first start: an owner account and a first project were created; the password is in the file (delete it once read)"
+    );
+    Ok(())
+}
+
+/// Under `DATA_DIR`, where JSON mode leaves the first start's login.
+pub const FIRST_START_LOGIN_FILE: &str = "first-start-login.txt";
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = App::build(settings.clone()).await?;
+    if let Some(login) = app.owner_login() {
+        announce_first_start(login, &settings.data_dir)?;
     }
     tracing::info!(
         address = %app.local_addr(),

@@ -1,3 +1,5 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 
 // Serving a page of contacts allocates for every row, value and field;
@@ -7,6 +9,12 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    contacts::cli::Cli::parse().run().await
+async fn main() -> ExitCode {
+    match contacts::cli::Cli::parse().run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            contacts::telemetry::report_fatal(&error);
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -15,6 +15,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod limits;
+mod log_format;
 mod parse_bombs;
 mod projects;
 mod response_shape;
