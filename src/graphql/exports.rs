@@ -265,18 +265,21 @@ impl ExportSubscription {
     ) -> Result<impl Stream<Item = ExportJob> + use<>> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
-        let (job, _) =
-            exports::find_for_agent(&services.db, agent.id, parse_id(&job_id, "jobId")?).await?;
-        let job_id = job.id;
+        let job_id = parse_id(&job_id, "jobId")?;
+        // Listening before the state is read: a change made in between
+        // (the job finishing, say) is then heard rather than lost.
+        let events = services.bus.subscribe();
+        let (job, _) = exports::find_for_agent(&services.db, agent.id, job_id).await?;
         let agent_id = agent.id;
         let db = services.db.clone();
-        let changes = services
-            .bus
-            .subscribe()
+        let changes = events
             .filter(move |event| {
-                std::future::ready(
-                    matches!(event, Event::ExportUpdated(update) if update.job_id == job_id),
-                )
+                std::future::ready(match event {
+                    Event::ExportUpdated(update) => update.job_id == job_id,
+                    // Some events did not arrive: the row tells the state.
+                    Event::EventsMissed => true,
+                    _ => false,
+                })
             })
             .then(move |_| {
                 let db = db.clone();
@@ -289,16 +292,14 @@ impl ExportSubscription {
             })
             .take_while(|job| std::future::ready(job.is_some()))
             .filter_map(std::future::ready);
-        let initial = stream::iter([job]);
-        // Ends after the first final state, which is still sent.
-        let mut ended = false;
-        Ok(initial
-            .chain(changes)
-            .take_while(move |job| {
-                let send = !ended;
-                ended = ended || ExportStatus::of(job).is_final();
-                std::future::ready(send)
-            })
-            .map(ExportJob))
+        let states = stream::iter([job]).chain(changes).boxed();
+        // Ends right after the first final state, which is still sent,
+        // without waiting for an event that may never come.
+        Ok(stream::unfold(Some(states), |states| async move {
+            let mut states = states?;
+            let job = states.next().await?;
+            let more = (!ExportStatus::of(&job).is_final()).then_some(states);
+            Some((ExportJob(job), more))
+        }))
     }
 }

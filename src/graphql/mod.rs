@@ -20,7 +20,7 @@ pub mod passwords;
 pub mod projects;
 pub mod sessions;
 
-use async_graphql::{MergedObject, MergedSubscription, Schema};
+use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
 
 use crate::config::Limits;
 use crate::services::Services;
@@ -79,7 +79,9 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
     .finish()
 }
 
-/// The SDL of the served schema, as checked in at `schema.graphql`.
+/// The SDL of the served schema, as checked in at `schema.graphql`. The
+/// scalars' `@specifiedBy` URLs, which introspection serves, are printed
+/// too, so that the file and introspection tell tools the same.
 pub fn sdl() -> String {
     Schema::build(
         QueryRoot::default(),
@@ -87,5 +89,5 @@ pub fn sdl() -> String {
         SubscriptionRoot::default(),
     )
     .finish()
-    .sdl()
+    .sdl_with_options(SDLExportOptions::new().include_specified_by())
 }

@@ -264,7 +264,7 @@ mod tests {
         let used = measure(INTROSPECTION).unwrap();
         assert!(used.tokens < MAX_TOKENS / 4, "{used:?}");
         assert!(used.deepest < MAX_NESTING / 4, "{used:?}");
-        // Tools that inline the fragments nest `ofType` seven levels inside
+        // Tools that inline the fragments nest `ofType` nine levels inside
         // `__schema { types { fields { type {`.
         let type_ref = INTROSPECTION
             .split_once("fragment TypeRef on __Type {")

@@ -649,6 +649,31 @@ async fn without_s3_the_server_serves_the_file_at_a_signed_link_and_mail_goes_to
     assert!(link_in(&text).starts_with(&format!("{}/exports/", app.address)));
 }
 
+/// A subscriber who comes after the end hears the final state and the end
+/// of the stream at once, though no further event will ever come.
+#[tokio::test]
+async fn following_a_finished_export_sends_its_state_and_completes() {
+    let app = spawn_app().await;
+    let scene = scene(&app, 2).await;
+    let job_id = request_export(&app, &scene).await;
+    assert_eq!(
+        finished(&app, &scene.agent, &job_id).await["status"],
+        "COMPLETED"
+    );
+    // The mail is the job's last change; after it nothing is published.
+    for _ in 0..100 {
+        if job(&app, &scene.agent, &job_id).await["mailSentAt"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut socket = subscribe_to_export(&app, &scene.agent, &job_id).await;
+    let seen = states(&mut socket).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["status"], "COMPLETED");
+    assert!(seen[0]["downloadUrl"].is_string(), "{seen:?}");
+}
+
 /// Larger than a chunk (one query) and than the batches the reader hands
 /// the writer, so that every boundary between them is crossed.
 #[tokio::test]

@@ -101,14 +101,14 @@ async fn the_standard_introspection_query_passes_at_the_default_limits() {
     assert!(types.iter().any(|t| t["name"] == "Contact"), "{body}");
 
     // Introspection keeps a rule of its own: one __schema per document,
-    // ofType at most eight levels deep.
+    // ofType at most twelve levels deep.
     let twice = "{ a: __schema { queryType { name } } b: __schema { queryType { name } } }";
     let body = app.graphql(None, twice, json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
     let of_type = format!(
         "{{ __type(name: \"Contact\") {{ {}name{} }} }}",
-        "ofType { ".repeat(9),
-        " }".repeat(9)
+        "ofType { ".repeat(13),
+        " }".repeat(13)
     );
     let body = app.graphql(None, &of_type, json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
