@@ -77,9 +77,13 @@ enum Command {
         /// RFC 3339 instant or YYYY-MM-DD (that whole day included).
         #[arg(long)]
         to: String,
-        /// IANA time zone of calendar dates (default UTC).
+        /// IANA time zone of calendar dates and of the file's times
+        /// (default UTC).
         #[arg(long)]
         time_zone: Option<String>,
+        /// The file's format.
+        #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+        format: FormatArg,
     },
     /// Fill a project with made-up contacts (names, emails, phones, places,
     /// dates), for benchmarks and demos.
@@ -94,6 +98,21 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Xlsx,
+}
+
+impl From<FormatArg> for crate::domain::export_choices::ExportFormat {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Csv => Self::Csv,
+            FormatArg::Xlsx => Self::Xlsx,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -184,15 +203,15 @@ impl Cli {
                 from,
                 to,
                 time_zone,
+                format,
             } => {
                 export_now(
                     &settings,
                     db,
                     &project,
                     &agent,
-                    &from,
-                    &to,
-                    time_zone.as_deref(),
+                    (&from, &to, time_zone.as_deref()),
+                    format.into(),
                 )
                 .await?
             }
@@ -227,9 +246,8 @@ async fn export_now(
     db: sea_orm::DatabaseConnection,
     project: &str,
     agent_email: &str,
-    from: &str,
-    to: &str,
-    time_zone: Option<&str>,
+    (from, to, time_zone): (&str, &str, Option<&str>),
+    format: crate::domain::export_choices::ExportFormat,
 ) -> anyhow::Result<()> {
     use crate::domain::{access, exports};
     use crate::jobs::export_run::{Control, RunError};
@@ -245,7 +263,13 @@ async fn export_now(
         .await
         .map_err(operator_error)?;
     let range = exports::DateRange::parse(from, to, time_zone).map_err(operator_error)?;
-    let job = exports::request_export(&db, &access, range, 1)
+    let choices = exports::ExportChoices {
+        format,
+        time_zone: crate::domain::dates::parse_zone(time_zone, "time-zone")
+            .map_err(operator_error)?,
+        ..Default::default()
+    };
+    let job = exports::request_export(&db, &access, range, &choices, 1)
         .await
         .map_err(operator_error)?;
     let bus: std::sync::Arc<dyn crate::pubsub::EventBus> =

@@ -38,6 +38,17 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// CSV or XLSX.
+    pub format: String,
+    /// The contacts list filter the rows also match; null for none.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub filter: Option<Json>,
+    /// The chosen columns in file order; null for every contact field and
+    /// every custom attribute found.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub columns: Option<Json>,
+    /// The IANA zone times are written in; null for UTC.
+    pub time_zone: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ mod m20261125_000006_create_export_jobs_and_notifications;
 mod m20261125_000007_project_allowed_origins;
 mod m20261201_000008_server_issued_visitors;
 mod m20261201_000009_accounts;
+mod m20261201_000010_export_choices;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_project_allowed_origins::Migration),
             Box::new(m20261201_000008_server_issued_visitors::Migration),
             Box::new(m20261201_000009_accounts::Migration),
+            Box::new(m20261201_000010_export_choices::Migration),
         ]
     }
 }

@@ -19,6 +19,7 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Order, PaginatorTrait,
     QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Value,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -103,8 +104,10 @@ impl Default for ContactOrder {
     }
 }
 
-/// A filter as the agent typed it; `ContactFilter::parse` checks it.
-#[derive(Clone, Debug, Default)]
+/// A filter as the agent typed it; `ContactFilter::parse` checks it. An
+/// export stores its checked filter in this shape (`ContactFilter::input`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FilterInput {
     pub search: Option<String>,
     pub created_from: Option<DateTime<Utc>>,
@@ -119,6 +122,8 @@ pub struct FilterInput {
 /// term match themselves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Search {
+    /// As typed, trimmed.
+    term: String,
     text: String,
     /// Phones are stored in E.164; a term that looks like a phone number
     /// is matched by its digits, so `612 34` finds `+3461234…`.
@@ -169,7 +174,9 @@ impl Search {
                 .chars()
                 .all(|c| c.is_ascii_digit() || " +-().".contains(c));
         let phone = if phone_like { &digits } else { &term };
+        let typed = raw.trim().to_owned();
         Ok(Some(Search {
+            term: typed,
             text: like_pattern(&term),
             phone: like_pattern(phone),
         }))
@@ -223,7 +230,23 @@ impl ContactFilter {
         })
     }
 
-    fn condition(&self, backend: DbBackend) -> Condition {
+    /// The filter in the shape it was typed, normalised: parsing it again
+    /// gives this filter back.
+    pub fn input(&self) -> FilterInput {
+        FilterInput {
+            search: self.search.as_ref().map(|search| search.term.clone()),
+            created_from: self.created_from,
+            created_to: self.created_to,
+            country_code: self.country_code.clone(),
+            state: self.state.clone(),
+            has_email: self.has_email,
+            has_phone: self.has_phone,
+        }
+    }
+
+    /// The SQL condition on `contacts` rows: the one translation of a
+    /// filter, used by the list and by exports alike.
+    pub fn condition(&self, backend: DbBackend) -> Condition {
         let mut condition = Condition::all();
         if let Some(search) = &self.search {
             let name_like = |pattern: &str| -> SimpleExpr {
@@ -878,5 +901,25 @@ mod tests {
         })
         .unwrap();
         assert_eq!(filter.country_code.as_deref(), Some("ES"));
+    }
+
+    #[test]
+    fn a_filter_parses_back_from_its_normalised_input() {
+        let filter = ContactFilter::parse(FilterInput {
+            search: Some("  Gar_cía 50% ".into()),
+            created_from: Some(Utc::now()),
+            country_code: Some("es".into()),
+            state: Some(" Andalusia ".into()),
+            has_email: Some(true),
+            has_phone: Some(false),
+            ..Default::default()
+        })
+        .unwrap();
+        let input = filter.input();
+        assert_eq!(input.search.as_deref(), Some("Gar_cía 50%"));
+        assert_eq!(input.country_code.as_deref(), Some("ES"));
+        let stored = serde_json::to_value(&input).unwrap();
+        let read: FilterInput = serde_json::from_value(stored).unwrap();
+        assert_eq!(ContactFilter::parse(read).unwrap(), filter);
     }
 }

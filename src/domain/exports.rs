@@ -12,7 +12,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::access::{self, ProjectAccess, Role};
+use crate::domain::contact_list::{ContactFilter, FilterInput};
 use crate::domain::dates::{self, Side};
+use crate::domain::export_choices::{ColumnChoice, ExportFormat, zone_from_stored};
 use crate::domain::ids::new_id;
 use crate::domain::locks;
 use crate::error::{AppError, AppResult};
@@ -44,6 +46,49 @@ impl DateRange {
     }
 }
 
+/// What an export writes, besides its range: stored on the job when it is
+/// asked for, read back by the worker that runs it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExportChoices {
+    pub format: ExportFormat,
+    /// The contacts list's filter; rows match it and the range.
+    pub filter: ContactFilter,
+    pub columns: ColumnChoice,
+    /// Times are written in this zone.
+    pub time_zone: chrono_tz::Tz,
+}
+
+impl ExportChoices {
+    /// The choices a job was stored with.
+    pub fn of_job(job: &export_job::Model) -> AppResult<ExportChoices> {
+        let filter = match &job.filter {
+            Some(stored) => {
+                let input: FilterInput =
+                    serde_json::from_value(stored.clone()).map_err(|error| {
+                        AppError::internal(anyhow::anyhow!("stored filter: {error}"))
+                    })?;
+                ContactFilter::parse(input)?
+            }
+            None => ContactFilter::default(),
+        };
+        Ok(ExportChoices {
+            format: ExportFormat::from_stored(&job.format),
+            filter,
+            columns: ColumnChoice::from_stored(job.columns.as_ref()),
+            time_zone: zone_from_stored(job.time_zone.as_deref()),
+        })
+    }
+
+    fn stored_filter(&self) -> Option<serde_json::Value> {
+        let input = self.filter.input();
+        (input != FilterInput::default()).then(|| serde_json::to_value(input).unwrap_or_default())
+    }
+
+    fn stored_zone(&self) -> Option<String> {
+        (self.time_zone != chrono_tz::Tz::UTC).then(|| self.time_zone.name().to_owned())
+    }
+}
+
 /// Exports one agent may have queued or running in one project at a time:
 /// a document of aliased `exportContacts` must not queue hours of work.
 pub const MAX_ACTIVE_EXPORTS_PER_AGENT: u64 = 5;
@@ -54,6 +99,7 @@ pub async fn request_export(
     db: &DatabaseConnection,
     access: &ProjectAccess,
     range: DateRange,
+    choices: &ExportChoices,
     max_attempts: i32,
 ) -> AppResult<export_job::Model> {
     let txn = db.begin().await?;
@@ -78,12 +124,19 @@ pub async fn request_export(
             retry_after_secs: 60,
         });
     }
-    let job = new_job(access, range, max_attempts).insert(&txn).await?;
+    let job = new_job(access, range, choices, max_attempts)
+        .insert(&txn)
+        .await?;
     txn.commit().await?;
     Ok(job)
 }
 
-fn new_job(access: &ProjectAccess, range: DateRange, max_attempts: i32) -> export_job::ActiveModel {
+fn new_job(
+    access: &ProjectAccess,
+    range: DateRange,
+    choices: &ExportChoices,
+    max_attempts: i32,
+) -> export_job::ActiveModel {
     let now = Utc::now();
     export_job::ActiveModel {
         id: Set(new_id()),
@@ -111,6 +164,10 @@ fn new_job(access: &ProjectAccess, range: DateRange, max_attempts: i32) -> expor
         updated_at: Set(now),
         started_at: Set(None),
         finished_at: Set(None),
+        format: Set(choices.format.as_str().to_owned()),
+        filter: Set(choices.stored_filter()),
+        columns: Set(choices.columns.to_stored()),
+        time_zone: Set(choices.stored_zone()),
     }
 }
 

@@ -116,7 +116,9 @@ pub struct QuestionSpec {
     pub options: Vec<String>,
 }
 
-fn is_identifier(text: &str) -> bool {
+/// A key of a question or a custom attribute: a-z, 0-9 and _, starting with
+/// a letter, at most `MAX_KEY_LEN` long.
+pub fn is_identifier(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= MAX_KEY_LEN
         && text

@@ -12,6 +12,7 @@ pub mod dates;
 pub mod duplicates;
 pub mod email;
 pub mod events;
+pub mod export_choices;
 pub mod exports;
 pub mod fields;
 pub mod form_sync;

@@ -278,7 +278,7 @@ pub struct ContactFilterInput {
 
 impl ContactFilterInput {
     /// The filter with its dates read by the one date rule.
-    fn into_filter(self) -> AppResult<FilterInput> {
+    pub(crate) fn into_filter(self) -> AppResult<FilterInput> {
         let zone = dates::parse_zone(self.time_zone.as_deref(), "filter.timeZone")?;
         let bound = |raw: Option<String>, field: &str, side: Side| {
             raw.map(|raw| dates::parse_bound(&raw, field, zone, side))

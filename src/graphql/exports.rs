@@ -7,12 +7,19 @@ use entity::export_job;
 use futures_util::{Stream, StreamExt, stream};
 
 use crate::domain::access::Role;
+use crate::domain::contact_list::{ContactFilter, FilterInput};
+use crate::domain::dates;
 use crate::domain::events::Event;
-use crate::domain::exports::{self, DateRange};
+use crate::domain::export_choices::{ColumnChoice, ExportFormat};
+use crate::domain::exports::{self, DateRange, ExportChoices};
 use crate::domain::ids::parse_id;
 use crate::error::AppError;
 use crate::graphql::auth::Agent;
+use crate::graphql::contacts::ContactFilterInput;
 use crate::graphql::context::{project_access, require_agent, services};
+use crate::graphql::export_choices::{
+    ExportColumnInput, ExportFilter, ExportFormatView, ExportedColumn,
+};
 use crate::graphql::loaders::Loaders;
 
 const MAX_PAGE: u64 = 100;
@@ -81,6 +88,30 @@ impl ExportJob {
 
     async fn status(&self) -> ExportStatus {
         ExportStatus::of(&self.0)
+    }
+
+    async fn format(&self) -> ExportFormatView {
+        ExportFormat::from_stored(&self.0.format).into()
+    }
+
+    /// The contacts list filter the rows also match; null for none.
+    async fn filter(&self) -> Option<ExportFilter> {
+        let stored = self.0.filter.clone()?;
+        serde_json::from_value::<FilterInput>(stored)
+            .ok()
+            .map(ExportFilter::from)
+    }
+
+    /// The columns in file order; null for the default: every contact field,
+    /// then every custom attribute the exported contacts carry.
+    async fn columns(&self) -> Option<Vec<ExportedColumn>> {
+        let choice = ColumnChoice::from_stored(self.0.columns.as_ref());
+        Some(choice.chosen()?.iter().map(ExportedColumn::from).collect())
+    }
+
+    /// The IANA zone the file's times are written in.
+    async fn time_zone(&self) -> &str {
+        self.0.time_zone.as_deref().unwrap_or("UTC")
     }
 
     async fn rows_written(&self) -> i64 {
@@ -202,10 +233,15 @@ pub struct ExportMutation;
 
 #[Object]
 impl ExportMutation {
-    /// Exports the contacts created in [from, to) as CSV, in the background.
-    /// `from` and `to` are RFC 3339 instants, or dates (YYYY-MM-DD) in
-    /// `timeZone` (IANA, default UTC), a date `to` including that day. The
-    /// link arrives by email, in `notifications`, and on `exportUpdated`.
+    /// Exports the contacts created in [from, to) that match `filter` (the
+    /// `contacts` list's filter, same meaning), oldest first, in the
+    /// background. `from` and `to` are RFC 3339 instants, or dates
+    /// (YYYY-MM-DD) in `timeZone` (IANA, default UTC), a date `to`
+    /// including that day; the file's times are written in `timeZone` too.
+    /// `columns` picks the columns in file order (default: every field, then
+    /// every custom attribute found). The link arrives by email, in
+    /// `notifications`, and on `exportUpdated`.
+    #[allow(clippy::too_many_arguments)]
     async fn export_contacts(
         &self,
         ctx: &Context<'_>,
@@ -213,14 +249,29 @@ impl ExportMutation {
         from: String,
         to: String,
         time_zone: Option<String>,
+        #[graphql(default_with = "Some(ExportFormatView::Csv)")] format: Option<ExportFormatView>,
+        filter: Option<ContactFilterInput>,
+        columns: Option<Vec<ExportColumnInput>>,
     ) -> Result<ExportJob> {
         let access = project_access(ctx, &project_id, Role::Agent).await?;
         let range = DateRange::parse(&from, &to, time_zone.as_deref())?;
+        let choices = ExportChoices {
+            format: format.unwrap_or_default().into(),
+            filter: match filter {
+                Some(filter) => ContactFilter::parse(filter.into_filter()?)?,
+                None => ContactFilter::default(),
+            },
+            columns: ColumnChoice::parse(
+                columns.map(|columns| columns.into_iter().map(Into::into).collect()),
+            )?,
+            time_zone: dates::parse_zone(time_zone.as_deref(), "timeZone")?,
+        };
         let services = services(ctx);
         let job = exports::request_export(
             &services.db,
             &access,
             range,
+            &choices,
             services.settings.exports.max_attempts,
         )
         .await?;

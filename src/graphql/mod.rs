@@ -8,6 +8,7 @@ pub mod context;
 pub mod cost;
 pub mod depth;
 pub mod errors;
+pub mod export_choices;
 pub mod exports;
 pub mod forms;
 pub mod guards;

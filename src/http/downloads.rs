@@ -41,7 +41,12 @@ pub async fn download(
     let name = key.rsplit('/').next().unwrap_or("export.csv").to_owned();
     (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_TYPE,
+                crate::domain::export_choices::ExportFormat::of_key(&key)
+                    .content_type()
+                    .to_owned(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}\""),

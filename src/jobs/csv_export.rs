@@ -1,43 +1,19 @@
-//! Contacts as CSV rows, safe to open in a spreadsheet.
+//! Contacts as CSV (RFC 4180, UTF-8, no byte-order mark), safe to open in a
+//! spreadsheet and plain for CSV parsers and CRM imports.
 
 use std::borrow::Cow;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{Datelike, Timelike};
 use serde_json::Value;
-use uuid::Uuid;
 
-const BASE_COLUMNS: [&str; 13] = [
-    "id",
-    "name",
-    "email",
-    "phone",
-    "company",
-    "country",
-    "state",
-    "province",
-    "city",
-    "postal_code",
-    "time_zone",
-    "created_at",
-    "last_seen_at",
-];
+use crate::jobs::export_format::{ExportWriter, WriteError};
+use crate::jobs::export_layout::{Cell, ExportLayout, ExportRow, LocalTime, is_e164};
 
-/// How many text columns sit between the id and the timestamps.
-pub const TEXT_COLUMNS: usize = 10;
-
-/// The exported columns of one contact, in file order: only what the file
-/// needs is read from the database.
-#[derive(Debug, Clone)]
-pub struct ExportRow {
-    pub id: Uuid,
-    /// name, email, phone, company, country, state, province, city, postal
-    /// code and time zone.
-    pub text: [Option<String>; TEXT_COLUMNS],
-    pub created_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    /// Read only when the project has attribute columns.
-    pub attributes: Option<Value>,
-}
+/// Large writes: a million-row export is a few hundred megabytes.
+const BUFFER_BYTES: usize = 256 * 1024;
 
 /// A spreadsheet runs a cell that starts with one of these as a formula;
 /// a leading apostrophe makes it text.
@@ -49,17 +25,23 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
     }
 }
 
-/// RFC 3339 in UTC with as many fraction digits as the value needs (as
-/// `to_rfc3339` writes it), appended to `out` digit by digit: the export
-/// writes two of these per row, and `write!` was a tenth of its time.
-fn push_timestamp(out: &mut String, at: &DateTime<Utc>) {
-    let date = at.date_naive();
-    let time = at.time();
-    let nanos = time.nanosecond();
-    if nanos >= 1_000_000_000 || !(0..=9999).contains(&date.year()) {
-        // A leap second or a year of other than four digits: rare enough
-        // to leave to chrono.
-        out.push_str(&at.to_rfc3339());
+/// ISO 8601 to the second with the zone's offset (`2026-01-02T07:09:19+01:00`),
+/// appended digit by digit: the export writes two of these per row, and
+/// `write!` was a tenth of its time.
+fn push_time(out: &mut String, time: &LocalTime) {
+    let date = time.wall.date();
+    let offset_minutes = time.offset_seconds / 60;
+    if !(0..=9999).contains(&date.year()) || time.offset_seconds % 60 != 0 {
+        // A year of other than four digits, or a historical offset with
+        // seconds: rare enough to leave to chrono.
+        if let Some(offset) = chrono::FixedOffset::east_opt(time.offset_seconds) {
+            let at = chrono::TimeZone::from_local_datetime(&offset, &time.wall).single();
+            if let Some(at) = at {
+                out.push_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+                return;
+            }
+        }
+        out.push_str(&time.wall.format("%Y-%m-%dT%H:%M:%S").to_string());
         return;
     }
     push_digits(out, date.year() as u32, 4);
@@ -68,24 +50,16 @@ fn push_timestamp(out: &mut String, at: &DateTime<Utc>) {
     out.push('-');
     push_digits(out, date.day(), 2);
     out.push('T');
-    push_digits(out, time.hour(), 2);
+    push_digits(out, time.wall.hour(), 2);
     out.push(':');
-    push_digits(out, time.minute(), 2);
+    push_digits(out, time.wall.minute(), 2);
     out.push(':');
-    push_digits(out, time.second(), 2);
-    if nanos == 0 {
-        // No fraction, as chrono writes it.
-    } else if nanos.is_multiple_of(1_000_000) {
-        out.push('.');
-        push_digits(out, nanos / 1_000_000, 3);
-    } else if nanos.is_multiple_of(1_000) {
-        out.push('.');
-        push_digits(out, nanos / 1_000, 6);
-    } else {
-        out.push('.');
-        push_digits(out, nanos, 9);
-    }
-    out.push_str("+00:00");
+    push_digits(out, time.wall.second(), 2);
+    out.push(if offset_minutes < 0 { '-' } else { '+' });
+    let offset_minutes = offset_minutes.unsigned_abs();
+    push_digits(out, offset_minutes / 60, 2);
+    out.push(':');
+    push_digits(out, offset_minutes % 60, 2);
 }
 
 /// `value` in exactly `width` decimal digits, zero-padded (it must fit).
@@ -99,95 +73,101 @@ fn push_digits(out: &mut String, mut value: u32, width: usize) {
     out.extend(digits[..width].iter().map(|&digit| char::from(digit)));
 }
 
-fn push_attribute(out: &mut String, value: Option<&Value>) {
+fn push_attribute(out: &mut String, value: &Value) {
     match value {
-        None | Some(Value::Null) => {}
-        Some(Value::String(text)) => out.push_str(text),
-        Some(other) => out.push_str(&other.to_string()),
+        Value::String(text) => out.push_str(text),
+        other => out.push_str(&other.to_string()),
     }
 }
 
-/// Writes contacts as CSV in chunks: the header once, then rows as they
-/// are read, each chunk into bytes that an async file can take.
-pub struct ContactCsv {
-    attribute_keys: Vec<String>,
+/// Writes contacts as CSV to a file: the header at once, then rows as they
+/// are read.
+pub struct ContactCsv<W: std::io::Write = BufWriter<File>> {
+    layout: ExportLayout,
+    writer: csv::Writer<W>,
+    scratch: String,
 }
 
 impl ContactCsv {
-    pub fn new(mut attribute_keys: Vec<String>) -> Self {
-        attribute_keys.sort();
-        attribute_keys.dedup();
-        ContactCsv { attribute_keys }
-    }
-
-    /// Whether rows must carry their custom attributes.
-    pub fn needs_attributes(&self) -> bool {
-        !self.attribute_keys.is_empty()
-    }
-
-    /// The contact columns, then one column per custom attribute (prefixed
-    /// where a key would repeat a contact column).
-    pub fn header(&self) -> csv::Result<Vec<u8>> {
-        let header: Vec<String> = BASE_COLUMNS
-            .iter()
-            .map(|column| (*column).to_owned())
-            .chain(self.attribute_keys.iter().map(|key| {
-                if BASE_COLUMNS.contains(&key.as_str()) {
-                    format!("attribute_{key}")
-                } else {
-                    key.clone()
-                }
-            }))
-            .map(|name| neutralise(&name).into_owned())
-            .collect();
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(&header)?;
-        into_bytes(writer)
-    }
-
-    /// Appends the rows to `out`, field by field: a million-row export
-    /// makes no per-cell copies beyond a neutralised one.
-    pub fn write_rows(&self, rows: &[ExportRow], out: &mut Vec<u8>) -> csv::Result<()> {
-        let mut writer = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(out);
-        let mut scratch = String::with_capacity(64);
-        let mut id = Uuid::encode_buffer();
-        for row in rows {
-            writer.write_field(row.id.hyphenated().encode_lower(&mut id).as_bytes())?;
-            for cell in &row.text {
-                writer.write_field(neutralise(cell.as_deref().unwrap_or_default()).as_bytes())?;
-            }
-            for at in [&row.created_at, &row.last_seen_at] {
-                scratch.clear();
-                push_timestamp(&mut scratch, at);
-                writer.write_field(scratch.as_bytes())?;
-            }
-            for key in &self.attribute_keys {
-                scratch.clear();
-                push_attribute(
-                    &mut scratch,
-                    row.attributes.as_ref().and_then(|all| all.get(key)),
-                );
-                writer.write_field(neutralise(&scratch).as_bytes())?;
-            }
-            writer.write_record(None::<&[u8]>)?;
-        }
-        writer.flush()?;
-        Ok(())
+    pub fn create(layout: ExportLayout, path: &Path) -> Result<Self, WriteError> {
+        let file = BufWriter::with_capacity(BUFFER_BYTES, File::create(path)?);
+        ContactCsv::new(layout, file)
     }
 }
 
-fn into_bytes(writer: csv::Writer<Vec<u8>>) -> csv::Result<Vec<u8>> {
-    writer
-        .into_inner()
-        .map_err(|error| csv::Error::from(std::io::Error::other(error.to_string())))
+impl<W: std::io::Write> ContactCsv<W> {
+    fn new(layout: ExportLayout, out: W) -> Result<Self, WriteError> {
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(out);
+        for name in layout.headers() {
+            writer.write_field(neutralise(&name).as_bytes())?;
+        }
+        writer.write_record(None::<&[u8]>)?;
+        Ok(ContactCsv {
+            layout,
+            writer,
+            scratch: String::with_capacity(64),
+        })
+    }
+
+    fn write_row(&mut self, row: &ExportRow) -> Result<(), WriteError> {
+        let mut id = uuid::Uuid::encode_buffer();
+        for cell in self.layout.cells(row) {
+            let scratch = &mut self.scratch;
+            match cell {
+                Cell::Empty => self.writer.write_field([])?,
+                Cell::Id(value) => self
+                    .writer
+                    .write_field(value.hyphenated().encode_lower(&mut id).as_bytes())?,
+                Cell::Text(text) => self.writer.write_field(neutralise(text).as_bytes())?,
+                // A validated phone reads as a number, not a formula; an
+                // apostrophe would end up in every CRM it is imported into.
+                Cell::Phone(phone) if is_e164(phone) => self.writer.write_field(phone)?,
+                Cell::Phone(other) => self.writer.write_field(neutralise(other).as_bytes())?,
+                Cell::Time(time) => {
+                    scratch.clear();
+                    push_time(scratch, &time);
+                    self.writer.write_field(scratch.as_bytes())?;
+                }
+                Cell::Attribute(value) => {
+                    scratch.clear();
+                    push_attribute(scratch, value);
+                    self.writer.write_field(neutralise(scratch).as_bytes())?;
+                }
+            }
+        }
+        self.writer.write_record(None::<&[u8]>)?;
+        Ok(())
+    }
+
+    fn into_inner(self) -> Result<W, WriteError> {
+        self.writer
+            .into_inner()
+            .map_err(|error| WriteError::Io(std::io::Error::other(error.to_string())))
+    }
+}
+
+impl<W: std::io::Write + Send> ExportWriter for ContactCsv<W> {
+    fn write_rows(&mut self, rows: &[ExportRow]) -> Result<(), WriteError> {
+        rows.iter().try_for_each(|row| self.write_row(row))
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), WriteError> {
+        let mut out = self.into_inner()?;
+        out.flush()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use crate::domain::export_choices::{ColumnChoice, ExportColumn, ExportField};
+    use crate::jobs::export_layout::TEXT_COLUMNS;
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
 
     #[test]
     fn formula_starts_are_neutralised() {
@@ -199,34 +179,55 @@ mod tests {
         }
     }
 
+    fn written(wall: chrono::DateTime<chrono_tz::Tz>) -> String {
+        let time = LocalTime {
+            wall: wall.naive_local(),
+            offset_seconds: chrono::Offset::fix(wall.offset()).local_minus_utc(),
+        };
+        let mut out = String::new();
+        push_time(&mut out, &time);
+        out
+    }
+
     #[test]
-    fn timestamps_read_as_chrono_writes_them() {
-        let second = Utc.with_ymd_and_hms(2026, 3, 9, 7, 5, 2).unwrap();
-        for nanos in [0, 120_000_000, 123_456_000, 123_456_789, 1_000] {
-            let at = second + chrono::Duration::nanoseconds(nanos);
-            let mut out = String::new();
-            push_timestamp(&mut out, &at);
-            assert_eq!(out, at.to_rfc3339());
+    fn times_are_iso_8601_to_the_second_with_the_offset() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 2, 6, 9, 19).unwrap();
+        let cases = [
+            (chrono_tz::UTC, "2026-01-02T06:09:19+00:00"),
+            (chrono_tz::Europe::Madrid, "2026-01-02T07:09:19+01:00"),
+            (chrono_tz::America::St_Johns, "2026-01-02T02:39:19-03:30"),
+            (chrono_tz::Asia::Kathmandu, "2026-01-02T11:54:19+05:45"),
+        ];
+        for (zone, expected) in cases {
+            assert_eq!(written(at.with_timezone(&zone)), expected);
         }
         let ancient = Utc.with_ymd_and_hms(812, 12, 25, 0, 0, 0).unwrap();
-        let mut out = String::new();
-        push_timestamp(&mut out, &ancient);
-        assert_eq!(out, ancient.to_rfc3339());
+        assert_eq!(
+            written(ancient.with_timezone(&chrono_tz::UTC)),
+            ancient.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        );
     }
 
     fn text(cells: [&str; TEXT_COLUMNS]) -> [Option<String>; TEXT_COLUMNS] {
         cells.map(|cell| (!cell.is_empty()).then(|| cell.to_owned()))
     }
 
+    fn export(layout: ExportLayout, rows: &[ExportRow]) -> String {
+        let mut csv = ContactCsv::new(layout, Vec::new()).unwrap();
+        csv.write_rows(rows).unwrap();
+        String::from_utf8(csv.into_inner().unwrap()).unwrap()
+    }
+
     #[test]
     fn rows_have_every_column_and_attributes_in_key_order() {
-        let now = Utc::now();
+        let now = Utc.with_ymd_and_hms(2026, 3, 9, 7, 5, 2).unwrap()
+            + chrono::Duration::nanoseconds(123_456_789);
         let row = ExportRow {
             id: Uuid::nil(),
             text: text([
                 "=HYPERLINK(\"x\")",
                 "ana@example.com",
-                "",
+                "+34612345678",
                 "Acme, Inc.",
                 "ES",
                 "Andalusia",
@@ -239,12 +240,14 @@ mod tests {
             last_seen_at: now,
             attributes: Some(serde_json::json!({"seats": 3, "plan": "Pro", "city": "=x"})),
         };
-        let csv = ContactCsv::new(vec!["seats".into(), "plan".into(), "city".into()]);
-        assert!(csv.needs_attributes());
-        let mut bytes = csv.header().unwrap();
-        csv.write_rows(std::slice::from_ref(&row), &mut bytes)
-            .unwrap();
-        let text = String::from_utf8(bytes).unwrap();
+        let columns =
+            ColumnChoice::default().resolve(vec!["seats".into(), "plan".into(), "city".into()]);
+        let text = export(
+            ExportLayout::new(columns, chrono_tz::Europe::Madrid),
+            &[row],
+        );
+        assert!(!text.starts_with('\u{feff}'));
+        assert!(text.ends_with("\r\n"));
         let mut reader = csv::Reader::from_reader(text.as_bytes());
         let header: Vec<_> = reader
             .headers()
@@ -253,38 +256,44 @@ mod tests {
             .map(str::to_owned)
             .collect();
         assert_eq!(header.len(), 16);
+        assert_eq!(&header[..4], ["id", "name", "email", "phone"]);
         assert_eq!(&header[13..], ["attribute_city", "plan", "seats"]);
         let rows: Vec<_> = reader.records().map(Result::unwrap).collect();
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
         assert_eq!(&row[0], Uuid::nil().to_string());
         assert_eq!(&row[1], "'=HYPERLINK(\"x\")");
-        assert_eq!(&row[3], "");
+        assert_eq!(&row[3], "+34612345678");
         assert_eq!(&row[4], "Acme, Inc.");
         assert_eq!(&row[7], "Málaga");
-        assert_eq!(&row[11], now.to_rfc3339());
+        assert_eq!(&row[9], "");
+        assert_eq!(&row[11], "2026-03-09T08:05:02+01:00");
         assert_eq!(&row[13], "'=x");
         assert_eq!(&row[14], "Pro");
         assert_eq!(&row[15], "3");
     }
 
     #[test]
-    fn rows_without_attributes_end_after_the_contact_columns() {
+    fn only_a_validated_phone_goes_unguarded() {
         let now = Utc::now();
-        let row = ExportRow {
-            id: Uuid::now_v7(),
-            text: text(["Ana", "", "", "", "", "", "", "", "", ""]),
-            created_at: now,
-            last_seen_at: now,
-            attributes: None,
-        };
-        let csv = ContactCsv::new(Vec::new());
-        assert!(!csv.needs_attributes());
-        let mut bytes = Vec::new();
-        csv.write_rows(&[row.clone(), row], &mut bytes).unwrap();
-        let text = String::from_utf8(bytes).unwrap();
-        let lines: Vec<_> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0].split(',').count(), 13);
+        let rows: Vec<_> = ["+34612345678", "+=1+1", "-1", "+34 612"]
+            .into_iter()
+            .map(|phone| ExportRow {
+                id: Uuid::now_v7(),
+                text: text(["", "", phone, "", "", "", "", "", "", ""]),
+                created_at: now,
+                last_seen_at: now,
+                attributes: None,
+            })
+            .collect();
+        let layout = ExportLayout::new(
+            vec![ExportColumn::Field(ExportField::Phone)],
+            chrono_tz::UTC,
+        );
+        let text = export(layout, &rows);
+        assert_eq!(
+            text,
+            "phone\r\n+34612345678\r\n'+=1+1\r\n'-1\r\n'+34 612\r\n"
+        );
     }
 }

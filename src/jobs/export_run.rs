@@ -10,16 +10,18 @@ use chrono::{DateTime, Utc};
 use entity::{agent, contact, export_job, form_question};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, Statement, TransactionTrait as _,
+    QueryFilter, QuerySelect, QueryTrait, Statement, TransactionTrait as _,
 };
-use tokio::io::AsyncWriteExt;
 
 use crate::config::ExportSettings;
 use crate::domain::access::{self, Role};
 use crate::domain::events::{Event, ExportUpdated, NotificationCreated};
+use crate::domain::export_choices::ExportFormat;
+use crate::domain::exports::ExportChoices;
 use crate::domain::notifications::{self, NewNotification};
 use crate::error::AppError;
-use crate::jobs::csv_export::ContactCsv;
+use crate::jobs::export_format::{WriteError, create_writer};
+use crate::jobs::export_layout::ExportLayout;
 use crate::jobs::export_source::{ExportSource, read_ahead};
 use crate::jobs::queue;
 use crate::mail::{Mailer, OutgoingMail};
@@ -111,7 +113,8 @@ pub struct ExportRunner {
 }
 
 pub fn object_key(job: &export_job::Model) -> String {
-    format!("{}/{}.csv", job.project_id, job.id)
+    let format = ExportFormat::from_stored(&job.format);
+    format!("{}/{}.{}", job.project_id, job.id, format.extension())
 }
 
 impl ExportRunner {
@@ -193,52 +196,58 @@ impl ExportRunner {
         control: &Control,
         key: &str,
     ) -> Result<(), RunError> {
-        let attributes = attribute_keys(&self.db, job).await?;
-        let csv = ContactCsv::new(attributes);
-        let source = ExportSource {
+        let choices = ExportChoices::of_job(job)?;
+        let mut source = ExportSource {
             project_id: job.project_id,
             from: job.range_from,
             to: job.range_to,
-            with_attributes: csv.needs_attributes(),
+            filter: choices.filter.clone(),
+            with_attributes: false,
         };
+        let found_keys = match choices.columns.chosen() {
+            Some(_) => Vec::new(),
+            None => attribute_keys(&self.db, &source).await?,
+        };
+        let layout = ExportLayout::new(choices.columns.resolve(found_keys), choices.time_zone);
+        source.with_attributes = layout.needs_attributes();
         let total = contact::Entity::find()
-            .filter(source.range())
+            .filter(source.condition(self.db.get_database_backend()))
             .count(&self.db)
             .await? as i64;
         queue::record_progress(&self.db, job.id, worker, 0, total).await?;
         self.announce(job);
 
-        let path = self
-            .tmp_dir
-            .join(format!("export-{}-{}.csv", job.id, job.attempts));
+        let path = self.tmp_dir.join(format!(
+            "export-{}-{}.{}",
+            job.id,
+            job.attempts,
+            choices.format.extension()
+        ));
         let _cleanup = TempFile(path.clone());
-        let mut file = tokio::fs::File::create(&path)
-            .await
-            .map_err(|error| io_failure(&path, error))?;
-        let csv_failure =
-            |error: csv::Error| RunError::Permanent(format!("cannot write the CSV file: {error}"));
-        let header = csv.header().map_err(csv_failure)?;
-        file.write_all(&header)
-            .await
-            .map_err(|error| io_failure(&path, error))?;
+        let mut writer = {
+            let (path, scratch) = (path.clone(), self.tmp_dir.clone());
+            blocking(&path.clone(), move || {
+                create_writer(choices.format, layout, &path, &scratch)
+            })
+            .await?
+        };
 
         let started = Instant::now();
         let mut last_progress = Instant::now();
         let mut written: i64 = 0;
         let mut batches = read_ahead(source, self.db.clone(), self.settings.chunk_size);
-        let mut bytes = Vec::new();
         loop {
             control.check()?;
             let Some(rows) = batches.recv().await else {
                 break;
             };
             let rows = rows?;
-            bytes.clear();
-            csv.write_rows(&rows, &mut bytes).map_err(csv_failure)?;
-            file.write_all(&bytes)
-                .await
-                .map_err(|error| io_failure(&path, error))?;
             written += rows.len() as i64;
+            writer = blocking(&path, move || {
+                writer.write_rows(&rows)?;
+                Ok(writer)
+            })
+            .await?;
 
             if last_progress.elapsed() >= PROGRESS_INTERVAL {
                 last_progress = Instant::now();
@@ -257,15 +266,12 @@ impl ExportRunner {
             }
             self.throttle(started, written).await;
         }
-        file.flush()
-            .await
-            .map_err(|error| io_failure(&path, error))?;
-        drop(file);
+        blocking(&path, move || writer.finish()).await?;
         control.check()?;
 
         let stored = self
             .store
-            .put_file(key, &path, "text/csv; charset=utf-8")
+            .put_file(key, &path, choices.format.content_type())
             .await
             .map_err(storage_error)?;
         if !queue::record_upload(&self.db, job.id, worker, key, stored.size as i64, written).await?
@@ -346,6 +352,27 @@ fn io_failure(path: &Path, error: std::io::Error) -> RunError {
     RunError::Transient("the server could not write the export file".into())
 }
 
+/// Runs file work for the export at `path` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce() -> Result<T, WriteError> + Send + 'static,
+) -> Result<T, RunError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(WriteError::Io(error))) => Err(io_failure(path, error)),
+        Ok(Err(error @ WriteError::Format(_))) => {
+            tracing::error!(%error, path = %path.display(), "cannot write an export file");
+            Err(RunError::Permanent(error.to_string()))
+        }
+        Err(join) => {
+            tracing::error!(error = %join, path = %path.display(), "the export writer stopped");
+            Err(RunError::Permanent(
+                "the server could not write the export file".into(),
+            ))
+        }
+    }
+}
+
 /// Exponential backoff: base, 2×base, 4×base… capped at an hour.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let factor = 2u32.saturating_pow(Ord::min(attempt.saturating_sub(1), 16));
@@ -353,13 +380,13 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 }
 
 /// The custom attributes used in the project: those its form asks for, and
-/// any that contacts in the range carry.
+/// any that the exported contacts carry.
 async fn attribute_keys(
     db: &DatabaseConnection,
-    job: &export_job::Model,
+    source: &ExportSource,
 ) -> Result<Vec<String>, RunError> {
     let mut keys: Vec<String> = form_question::Entity::find()
-        .filter(form_question::Column::ProjectId.eq(job.project_id))
+        .filter(form_question::Column::ProjectId.eq(source.project_id))
         .filter(form_question::Column::TargetKind.eq("ATTRIBUTE"))
         .all(db)
         .await?
@@ -367,26 +394,26 @@ async fn attribute_keys(
         .map(|question| question.target_name)
         .collect();
     let backend = db.get_database_backend();
+    let rows = contact::Entity::find()
+        .select_only()
+        .column(contact::Column::CustomAttributes)
+        .filter(source.condition(backend))
+        .build(backend);
+    let rows_sql = rows.sql;
     let sql = match backend {
-        DbBackend::Postgres => {
-            "SELECT DISTINCT jsonb_object_keys(custom_attributes) AS key FROM contacts \
-             WHERE project_id = $1 AND created_at >= $2 AND created_at < $3"
-        }
-        _ => {
-            "SELECT DISTINCT j.key AS key FROM contacts, json_each(contacts.custom_attributes) AS j \
-             WHERE contacts.project_id = ? AND contacts.created_at >= ? AND contacts.created_at < ?"
-        }
+        DbBackend::Postgres => format!(
+            "SELECT DISTINCT jsonb_object_keys(c.custom_attributes) AS key FROM ({rows_sql}) AS c"
+        ),
+        _ => format!(
+            "SELECT DISTINCT j.key AS key FROM ({rows_sql}) AS c, json_each(c.custom_attributes) AS j"
+        ),
     };
     let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
+        .query_all_raw(Statement {
             sql,
-            [
-                job.project_id.into(),
-                job.range_from.into(),
-                job.range_to.into(),
-            ],
-        ))
+            values: rows.values,
+            db_backend: backend,
+        })
         .await?;
     for row in rows {
         if let Ok(key) = row.try_get::<String>("", "key") {

@@ -14,7 +14,8 @@ use sea_orm::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::jobs::csv_export::{ExportRow, TEXT_COLUMNS};
+use crate::domain::contact_list::ContactFilter;
+use crate::jobs::export_layout::{ExportRow, TEXT_COLUMNS};
 
 const TEXT: [contact::Column; TEXT_COLUMNS] = [
     contact::Column::Name,
@@ -32,12 +33,14 @@ const TEXT: [contact::Column; TEXT_COLUMNS] = [
 /// How many rows the reader hands the writer at a time.
 const HANDOFF_ROWS: usize = 1_000;
 
-/// The contacts of one project created in [from, to), oldest first.
+/// The contacts of one project created in [from, to) that match the
+/// contacts list's filter, oldest first.
 #[derive(Debug, Clone)]
 pub struct ExportSource {
     pub project_id: Uuid,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+    pub filter: ContactFilter,
     pub with_attributes: bool,
 }
 
@@ -55,11 +58,14 @@ enum ChunkOutcome {
 }
 
 impl ExportSource {
-    pub fn range(&self) -> Condition {
+    /// The exported rows: the project's, in the range, matching the filter
+    /// as the list reads it.
+    pub fn condition(&self, backend: DbBackend) -> Condition {
         Condition::all()
             .add(contact::Column::ProjectId.eq(self.project_id))
             .add(contact::Column::CreatedAt.gte(self.from))
             .add(contact::Column::CreatedAt.lt(self.to))
+            .add(self.filter.condition(backend))
     }
 
     /// Up to `limit` rows after `after`, in export order.
@@ -75,7 +81,7 @@ impl ExportSource {
             .columns(TEXT)
             .column(contact::Column::CreatedAt)
             .column(contact::Column::LastSeenAt)
-            .filter(self.range())
+            .filter(self.condition(backend))
             .order_by_asc(contact::Column::CreatedAt)
             .order_by_asc(contact::Column::Id)
             .limit(limit);

@@ -71,6 +71,10 @@ async fn completed_export(app: &TestApp, project_id: &str, requested_by: &str, n
         updated_at: Set(now),
         started_at: Set(Some(now)),
         finished_at: Set(Some(now)),
+        format: Set("CSV".into()),
+        filter: Set(None),
+        columns: Set(None),
+        time_zone: Set(None),
     }
     .insert(db)
     .await

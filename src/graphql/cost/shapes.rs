@@ -10,7 +10,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Value, parser};
 
 use crate::domain::contact_list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::domain::{duplicates, forms, invitations, sessions};
+use crate::domain::{duplicates, export_choices, forms, invitations, sessions};
 use crate::protection::origins;
 
 /// Projects one agent is costed as belonging to. Nothing caps it; a
@@ -54,6 +54,11 @@ pub const UNPAGED_LIST_SIZES: &[(&str, &str, u64)] = &[
     ),
     ("Agent", "invitations", invitations::MAX_INVITATIONS_LISTED),
     ("QueryRoot", "sessions", sessions::MAX_SESSIONS_LISTED),
+    (
+        "ExportJob",
+        "columns",
+        export_choices::MAX_EXPORT_COLUMNS as u64,
+    ),
 ];
 
 /// Fields whose work is not the rows they return, costed as the rows they
