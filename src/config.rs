@@ -52,6 +52,10 @@ pub struct Settings {
     /// fails as "service unavailable".
     pub database_acquire_timeout: Duration,
     pub accounts: AccountSettings,
+    /// Whether GET `/graphql` serves the GraphiQL page (and its files) to browsers.
+    pub playground: bool,
+    /// Whether `__schema` and `__type` are answered; off, they are refused.
+    pub introspection: bool,
 }
 
 /// Invitations, password resets and key rotation.
@@ -369,6 +373,8 @@ impl Settings {
                 2_000,
             )?),
             accounts,
+            playground: switch_or(&var, "PLAYGROUND", true)?,
+            introspection: switch_or(&var, "INTROSPECTION", true)?,
         })
     }
 }
@@ -392,6 +398,22 @@ fn parse_or<T: std::str::FromStr>(
             .trim()
             .parse()
             .map_err(|_| anyhow::anyhow!("{name} must be a number, not {raw:?}")),
+    }
+}
+
+/// An on/off setting: `true`/`false`, `1`/`0` or `on`/`off`, in any case.
+fn switch_or(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> anyhow::Result<bool> {
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "on" => Ok(true),
+            "false" | "0" | "off" => Ok(false),
+            _ => bail!("{name} must be true, false, 1, 0, on or off, not {raw:?}"),
+        },
     }
 }
 
@@ -497,6 +519,31 @@ mod tests {
 
     fn settings_pg() -> Settings {
         settings(&[("DATABASE_URL", "postgres://db/contacts")]).unwrap()
+    }
+
+    #[test]
+    fn playground_and_introspection_are_switches_on_by_default() {
+        let defaults = settings(&[]).unwrap();
+        assert!(defaults.playground && defaults.introspection);
+        for (raw, expected) in [
+            ("false", false),
+            ("0", false),
+            ("OFF", false),
+            ("true", true),
+            ("1", true),
+            ("On", true),
+        ] {
+            let given = settings(&[("PLAYGROUND", raw), ("INTROSPECTION", raw)]).unwrap();
+            assert_eq!(given.playground, expected, "PLAYGROUND={raw}");
+            assert_eq!(given.introspection, expected, "INTROSPECTION={raw}");
+        }
+        for name in ["PLAYGROUND", "INTROSPECTION"] {
+            let error = settings(&[(name, "yes please")]).unwrap_err().to_string();
+            assert!(
+                error.contains(name) && error.contains("yes please"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The depth limit, and introspection's own rule: data queries nest at most
 //! `MAX_QUERY_DEPTH` fields, while the subtrees of `__schema` and `__type`
 //! follow the rule of introspection instead (one `__schema` per document,
-//! `ofType` at most twelve levels deep), so that the standard introspection
+//! `ofType` at most nine levels deep), so that the standard introspection
 //! query of GraphQL tools passes without opening a way around the limits.
 
 use std::collections::HashMap;
@@ -13,9 +13,8 @@ use async_graphql::parser::types::{ExecutableDocument, Field, Selection, Selecti
 use async_graphql::{Name, ServerResult, Variables};
 
 /// `ofType` levels introspection may ask for: graphql-js's standard query
-/// asks for nine in its current releases (seven in older ones), and the
-/// room above is for tools that ask a little more.
-pub const MAX_OF_TYPE_LEVELS: usize = 12;
+/// asks for nine since 16.9 (seven before), and GraphiQL 4 sends that one.
+pub const MAX_OF_TYPE_LEVELS: usize = 9;
 /// `__schema` fields one document may ask for (fragments spread).
 pub const MAX_SCHEMA_FIELDS: usize = 1;
 

@@ -12,6 +12,7 @@ pub mod export_choices;
 pub mod exports;
 pub mod forms;
 pub mod guards;
+pub mod introspection;
 pub mod invitations;
 pub mod loaders;
 pub mod location;
@@ -62,22 +63,28 @@ pub struct SubscriptionRoot(
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
-    Schema::build(
+    let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         SubscriptionRoot::default(),
-    )
-    .data(loaders::Loaders::new(services.db.clone()))
-    .data(services)
-    .extension(depth::DepthLimit::new(limits.max_query_depth))
-    .limit_complexity(limits.max_query_complexity)
-    .extension(cost::RowCostLimit::new(
-        cost::CostModel::of_served_schema(),
-        limits.max_query_cost,
-    ))
-    .limit_recursive_depth(32)
-    .limit_directives(20)
-    .finish()
+    );
+    if !services.settings.introspection {
+        builder = builder
+            .extension(introspection::IntrospectionOff)
+            .disable_introspection();
+    }
+    builder
+        .data(loaders::Loaders::new(services.db.clone()))
+        .data(services)
+        .extension(depth::DepthLimit::new(limits.max_query_depth))
+        .limit_complexity(limits.max_query_complexity)
+        .extension(cost::RowCostLimit::new(
+            cost::CostModel::of_served_schema(),
+            limits.max_query_cost,
+        ))
+        .limit_recursive_depth(32)
+        .limit_directives(20)
+        .finish()
 }
 
 /// The SDL of the served schema, as checked in at `schema.graphql`. The
