@@ -297,9 +297,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("  (shown once; log in with the `login` mutation in the playground)");
         println!();
     }
+    let playground = if settings.playground {
+        format!("http://{}/graphql", app.local_addr())
+    } else {
+        "off (PLAYGROUND=false)".to_owned()
+    };
     tracing::info!(
         address = %app.local_addr(),
-        playground = format!("http://{}/graphql", app.local_addr()),
+        playground,
         "contacts service listening"
     );
     app.run_until(shutdown_signal()).await
