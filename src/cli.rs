@@ -350,9 +350,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(login) = app.owner_login() {
         announce_first_start(login, &settings.data_dir)?;
     }
+    let playground = if settings.playground {
+        format!("http://{}/graphql", app.local_addr())
+    } else {
+        "off (PLAYGROUND=false)".to_owned()
+    };
     tracing::info!(
         address = %app.local_addr(),
-        playground = format!("http://{}/graphql", app.local_addr()),
+        playground,
         "contacts service listening"
     );
     app.run_until(shutdown_signal()).await

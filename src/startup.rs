@@ -94,6 +94,7 @@ impl App {
             schema,
             services: services.clone(),
             max_body_bytes: settings.limits.max_body_bytes,
+            persisted_queries: Default::default(),
             shutdown: shutdown.clone(),
         });
         Ok(App {

@@ -1,92 +1,99 @@
-//! `/graphql`: queries and mutations over POST, GraphiQL and websocket
-//! subscriptions over GET.
+//! `/graphql` over HTTP, as GraphQL over HTTP has it: queries over GET and
+//! POST, mutations over POST only. GET also serves the playground to
+//! browsers asking for a page, and upgrades websockets for subscriptions.
+//! Both methods share one way to an answer (`answer`): persisted queries,
+//! the caller, the request pipeline, execution and null propagation.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
+use async_graphql::ServerError;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use sea_orm::DatabaseConnection;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::request_pipeline::{Caller, RawRequest, prepare_request, refusal_error};
-use super::{HttpState, cors, websocket};
-use crate::domain::chats;
-use crate::domain::sessions;
-use crate::error::AppResult;
-use crate::graphql::context::{RequestOrigin, Viewer, VisitorSession};
-use crate::graphql::errors::tag_request_errors;
+use super::caller::{self, Unavailable};
+use super::negotiation::{ResponseFormat, response_format, wants_html};
+use super::persisted_queries::{IncomingRequest, Resolved, Unresolved};
+use super::request_pipeline::{prepare_request, refusal_error};
+use super::{HttpState, playground, websocket};
+use crate::graphql::errors::{client_request_error, tag_request_errors};
 use crate::graphql::null_propagation::propagate_nulls;
 
-pub async fn execute(
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+pub async fn post(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(format) = response_format(&headers) else {
+        return not_acceptable();
+    };
     let limit = state.max_body_bytes;
     let declared_length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
     if declared_length.is_some_and(|length| length > limit) {
-        return body_too_large(limit);
+        return body_too_large(format, limit);
     }
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return body_too_large(limit);
+        return body_too_large(format, limit);
     };
     // serde_json refuses JSON nested deeper than 128 levels, so a deep
     // body is an error here, not a deep recursion.
-    let Ok(raw) = serde_json::from_slice::<RawRequest>(&bytes) else {
-        return client_error(
+    let Ok(incoming) = serde_json::from_slice::<IncomingRequest>(&bytes) else {
+        return errors(
+            format,
             StatusCode::BAD_REQUEST,
-            "the body must be one GraphQL request as JSON: {\"query\": ..., \"variables\": ...}",
+            [client_request_error(
+                "the body must be one GraphQL request as JSON: {\"query\": ..., \"variables\": ...}",
+            )],
         );
     };
-    let settings = &state.services.settings;
-    let origin = RequestOrigin {
-        ip: Some(settings.trusted_proxies.client_ip(peer.ip(), &headers)),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned),
-    };
-    let viewer = match bearer_token(&headers) {
-        Some(token) => match viewer_for_token(&state.services.db, token, &origin).await {
-            Ok(viewer) => viewer,
-            Err(response) => return response,
-        },
-        None => Viewer::default(),
-    };
-    let caller = Caller {
-        viewer,
-        origin,
-        browser_origin: cors::browser_origin(&headers, settings.public_url.as_deref()),
-    };
-    // Kept for the rare response with field errors, which is checked
-    // against the document's nullability.
-    let (query, operation_name) = (raw.query.clone(), raw.operation_name.clone());
-    let request = match prepare_request(raw, caller) {
-        Ok(request) => request,
-        Err(refusal) => {
-            let errors = [refusal_error(refusal)];
-            return (StatusCode::BAD_REQUEST, Json(json!({ "errors": errors }))).into_response();
-        }
-    };
-    let mut response = state.schema.execute(request).await;
-    propagate_nulls(&mut response, &query, operation_name.as_deref());
-    // Headers resolvers set, such as Retry-After.
-    let resolver_headers = std::mem::take(&mut response.http_headers);
-    let mut answer = Json(tag_request_errors(response)).into_response();
-    answer.headers_mut().extend(resolver_headers);
-    answer
+    answer(&state, peer, &headers, incoming, Method::Post, format).await
 }
 
-pub async fn graphiql_or_websocket(
+/// The parameters of a GET: `variables` and `extensions` are JSON text.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParameters {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+impl GetParameters {
+    fn into_request(self) -> Result<IncomingRequest, &'static str> {
+        let json_object = |text: Option<String>| match text.filter(|text| !text.is_empty()) {
+            None => Ok(None),
+            // The same depth bound as a POST body: serde_json's.
+            Some(text) => serde_json::from_str(&text).map_err(|_| ()),
+        };
+        Ok(IncomingRequest {
+            query: self.query,
+            operation_name: self.operation_name.filter(|name| !name.is_empty()),
+            variables: json_object(self.variables)
+                .map_err(|_| "the variables parameter must be a JSON object")?,
+            extensions: json_object(self.extensions)
+                .map_err(|_| "the extensions parameter must be a JSON object")?,
+        })
+    }
+}
+
+pub async fn get(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
@@ -97,94 +104,190 @@ pub async fn graphiql_or_websocket(
         .get(header::UPGRADE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
-    if !wants_websocket {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql")
-                .finish(),
-        )
-        .into_response();
+    if wants_websocket {
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+            Ok(upgrade) => websocket::upgrade(state, peer, &parts.headers, upgrade),
+            Err(rejection) => rejection.into_response(),
+        };
     }
-    match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        Ok(upgrade) => websocket::upgrade(state, peer, &parts.headers, upgrade),
-        Err(rejection) => rejection.into_response(),
+    let headers = &parts.headers;
+    // A GET carries in its URL what a POST carries in its body: the same bound.
+    let limit = state.max_body_bytes;
+    if parts.uri.query().is_some_and(|query| query.len() > limit) {
+        let format = response_format(headers).unwrap_or(ResponseFormat::Json);
+        return errors(
+            format,
+            StatusCode::URI_TOO_LONG,
+            [client_request_error(format!(
+                "the query string exceeds {limit} bytes; send large requests with POST"
+            ))],
+        );
     }
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-/// Agent tokens and visitor tokens (`vt_`) share the header. An unknown or
-/// revoked token makes the caller anonymous: public
-/// operations still work, the rest answer UNAUTHENTICATED.
-async fn viewer_for_token(
-    db: &DatabaseConnection,
-    token: &str,
-    origin: &RequestOrigin,
-) -> Result<Viewer, Response> {
-    let looked_up = if token.starts_with("vt_") {
-        chats::authenticate_visitor(db, token)
-            .await
-            .map(|found| Viewer {
-                visitor: found.map(|chat| VisitorSession {
-                    chat_id: chat.id,
-                    project_id: chat.project_id,
-                }),
-                ..Viewer::default()
-            })
-    } else {
-        agent_for_token(db, token, origin)
-            .await
-            .map(|agent| Viewer {
-                agent,
-                token: Some(token.to_owned()),
-                visitor: None,
-            })
+    let parameters = Query::<GetParameters>::try_from_uri(&parts.uri).map(|Query(found)| found);
+    let names_an_operation = parameters
+        .as_ref()
+        .is_ok_and(|found| found.query.is_some() || found.extensions.is_some());
+    if !names_an_operation && wants_html(headers) {
+        return playground::page(state.services.settings.playground);
+    }
+    let Ok(format) = response_format(headers) else {
+        return not_acceptable();
     };
-    match looked_up {
-        Ok(viewer) => Ok(viewer),
-        Err(error) => {
-            tracing::error!(?error, "cannot check a bearer token");
-            Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"errors": [{"message": "service unavailable", "extensions": {"code": "INTERNAL"}}]})),
-            )
-                .into_response())
+    let incoming = match parameters {
+        Ok(found) if names_an_operation => found.into_request(),
+        Ok(_) => Err("a GET request carries its query in the query parameter"),
+        Err(_) => Err("the query string is not form-encoded GraphQL parameters"),
+    };
+    match incoming {
+        Ok(incoming) => answer(&state, peer, headers, incoming, Method::Get, format).await,
+        Err(message) => errors(
+            format,
+            StatusCode::BAD_REQUEST,
+            [client_request_error(message)],
+        ),
+    }
+}
+
+async fn answer(
+    state: &HttpState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    incoming: IncomingRequest,
+    method: Method,
+    format: ResponseFormat,
+) -> Response {
+    let persisted_queries = &state.persisted_queries;
+    let Resolved {
+        request: raw,
+        register,
+    } = match persisted_queries.resolve(incoming) {
+        Ok(resolved) => resolved,
+        // Apollo's link sends the query after this answer, which it
+        // expects with status 200.
+        Err(Unresolved::NotFound) => {
+            return errors(format, StatusCode::OK, [Unresolved::NotFound.error()]);
         }
-    }
-}
-
-/// The agent of a live token, recording the session's use (at most once a
-/// minute, so it costs no statement on most requests).
-async fn agent_for_token(
-    db: &DatabaseConnection,
-    token: &str,
-    origin: &RequestOrigin,
-) -> AppResult<Option<entity::agent::Model>> {
-    let Some((agent, session)) = sessions::authenticate(db, token).await? else {
-        return Ok(None);
+        Err(other) => return errors(format, StatusCode::BAD_REQUEST, [other.error()]),
     };
-    if let Err(error) = sessions::record_use(db, &session, &origin.session_client()).await {
-        // The request goes on: when a session was last used is a hint.
-        tracing::warn!(?error, "cannot record a session's use");
+    let services = &state.services;
+    let caller = match caller::identify(&services.db, &services.settings, peer, headers).await {
+        Ok(caller) => caller,
+        Err(Unavailable) => {
+            let mut error = ServerError::new("service unavailable", None);
+            let mut extensions = async_graphql::ErrorExtensionValues::default();
+            extensions.set("code", "INTERNAL");
+            error.extensions = Some(extensions);
+            return errors(format, StatusCode::SERVICE_UNAVAILABLE, [error]);
+        }
+    };
+    // Kept for the rare response with field errors, which is checked
+    // against the document's nullability.
+    let (query, operation_name) = (raw.query.clone(), raw.operation_name.clone());
+    let mut request = match prepare_request(raw, caller) {
+        Ok(request) => request,
+        Err(refusal) => {
+            return errors(format, StatusCode::BAD_REQUEST, [refusal_error(refusal)]);
+        }
+    };
+    if let Some(hash) = register {
+        persisted_queries.register(hash, &query);
     }
-    Ok(Some(agent))
+    if method == Method::Get && !runs_a_query(&mut request) {
+        let mut response = errors(
+            format,
+            StatusCode::METHOD_NOT_ALLOWED,
+            [client_request_error(
+                "only queries may be sent with GET: send mutations and subscriptions with POST",
+            )],
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let mut response = state.schema.execute(request).await;
+    propagate_nulls(&mut response, &query, operation_name.as_deref());
+    // Headers resolvers set, such as Retry-After.
+    let resolver_headers = std::mem::take(&mut response.http_headers);
+    let response = tag_request_errors(response);
+    let status = if format == ResponseFormat::GraphqlResponseJson && is_request_error(&response) {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut answer = (status, Json(response)).into_response();
+    set_content_type(&mut answer, format);
+    answer.headers_mut().extend(resolver_headers);
+    answer
 }
 
-fn body_too_large(limit: usize) -> Response {
-    client_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("the request body exceeds {limit} bytes"),
+/// Whether the operation that would run is a query. A document that does
+/// not parse, or names no operation it has, is left for execution to
+/// report, as over POST.
+fn runs_a_query(request: &mut async_graphql::Request) -> bool {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return true;
+    };
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str()),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    operation.is_none_or(|operation| operation.node.ty == OperationType::Query)
+}
+
+/// A request error: nothing ran (no data), and no error belongs to a field.
+/// A field error that nulled all of `data` is not one.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
+}
+
+fn errors(
+    format: ResponseFormat,
+    status: StatusCode,
+    errors: impl IntoIterator<Item = ServerError>,
+) -> Response {
+    let errors: Vec<ServerError> = errors.into_iter().collect();
+    let mut response = (status, Json(json!({ "errors": errors }))).into_response();
+    set_content_type(&mut response, format);
+    response
+}
+
+fn set_content_type(response: &mut Response, format: ResponseFormat) {
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+}
+
+fn not_acceptable() -> Response {
+    errors(
+        ResponseFormat::Json,
+        StatusCode::NOT_ACCEPTABLE,
+        [client_request_error(
+            "GraphQL answers are application/graphql-response+json or application/json: accept one of them",
+        )],
     )
 }
 
+fn body_too_large(format: ResponseFormat, limit: usize) -> Response {
+    errors(
+        format,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [client_request_error(format!(
+            "the request body exceeds {limit} bytes"
+        ))],
+    )
+}
+
+/// A client error outside GraphQL over HTTP's answers (a refused websocket
+/// upgrade), as JSON with a code.
 pub(super) fn client_error(status: StatusCode, message: &str) -> Response {
     (
         status,

@@ -1,11 +1,15 @@
-//! The HTTP surface: the GraphQL endpoint and the health probes.
+//! The HTTP surface: the GraphQL endpoint, its playground and the health probes.
 
+mod caller;
 pub mod cors;
 mod downloads;
 mod fragment_expansion;
 mod graphql;
 mod health;
 mod input_guard;
+mod negotiation;
+pub mod persisted_queries;
+mod playground;
 mod request_pipeline;
 mod websocket;
 
@@ -26,6 +30,8 @@ pub struct HttpState {
     pub schema: AppSchema,
     pub services: Services,
     pub max_body_bytes: usize,
+    /// Automatic persisted queries registered with this instance.
+    pub persisted_queries: Arc<persisted_queries::PersistedQueries>,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
 }
@@ -35,9 +41,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: HttpState) -> Router {
     let cors = cors::layer(state.services.origins.clone());
     Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
         .route(
-            "/graphql",
-            get(graphql::graphiql_or_websocket).post(graphql::execute),
+            &format!("{}/{{name}}", playground::ASSETS_PATH),
+            get(playground::asset),
         )
         .route("/exports/{*key}", get(downloads::download))
         .route("/healthz", get(health::healthz))

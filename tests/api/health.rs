@@ -16,19 +16,6 @@ async fn probes_answer_when_the_database_is_up() {
 }
 
 #[tokio::test]
-async fn graphiql_is_served_on_get() {
-    let app = spawn_app().await;
-    let response = app
-        .client
-        .get(format!("{}/graphql", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(response.text().await.unwrap().contains("GraphiQL"));
-}
-
-#[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = spawn_app().await;
     let response = app
