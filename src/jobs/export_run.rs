@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use entity::{agent, contact, export_job, form_question};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
     QueryFilter, QuerySelect, QueryTrait, Statement, TransactionTrait as _,
@@ -394,10 +395,14 @@ async fn attribute_keys(
         .map(|question| question.target_name)
         .collect();
     let backend = db.get_database_backend();
+    // Only contacts that carry attributes have keys; the condition is the
+    // one of `idx_contacts_with_attributes`, which holds just those, so a
+    // project whose contacts carry none costs an empty index range.
     let rows = contact::Entity::find()
         .select_only()
         .column(contact::Column::CustomAttributes)
         .filter(source.condition(backend))
+        .filter(Expr::cust("contacts.custom_attributes <> '{}'"))
         .build(backend);
     let rows_sql = rows.sql;
     let sql = match backend {
