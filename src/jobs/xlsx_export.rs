@@ -111,7 +111,7 @@ impl ContactXlsx {
                 Cell::Id(id) => sheet.write_string(at, col, id.to_string()),
                 Cell::Text(text) | Cell::Phone(text) => sheet.write_string(at, col, bounded(text)),
                 Cell::Time(time) => {
-                    sheet.write_datetime_with_format(at, col, &time.wall, &self.date)
+                    sheet.write_datetime_with_format(at, col, time.wall, &self.date)
                 }
                 // LibreOffice reads a boolean cell as the formula TRUE():
                 // text is what the CSV has too.
