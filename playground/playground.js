@@ -161,9 +161,34 @@
     };
   }
 
-  function fetcher(params, options) {
+  // GraphiQL names the operation from its parsed document, which lags
+  // behind the editor: a document pasted and run at once arrives with the
+  // name of the operation it replaced. A name the text does not hold, beside
+  // a text of one operation, means that one.
+  function withCurrentOperationName(params) {
+    if (!params.operationName) {
+      return params;
+    }
+    var operations = operationsIn(params.query || '');
+    var named = operations.some(function (operation) {
+      return operation.name === params.operationName;
+    });
+    if (named || operations.length !== 1) {
+      return params;
+    }
+    var current = Object.assign({}, params);
+    if (operations[0].name) {
+      current.operationName = operations[0].name;
+    } else {
+      delete current.operationName;
+    }
+    return current;
+  }
+
+  function fetcher(graphiqlParams, options) {
     var headers = (options && options.headers) || {};
     storeHeaders(headers);
+    var params = withCurrentOperationName(graphiqlParams);
     var kind = operationType(params.query, params.operationName);
     return kind === 'subscription' ? subscription(params, headers) : post(params, headers);
   }
