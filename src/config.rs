@@ -56,6 +56,8 @@ pub struct Settings {
     pub playground: bool,
     /// Whether `__schema` and `__type` are answered; off, they are refused.
     pub introspection: bool,
+    /// Requests taking this long or longer are logged at `warn`.
+    pub slow_request: Duration,
 }
 
 /// Invitations, password resets and key rotation.
@@ -375,6 +377,7 @@ impl Settings {
             accounts,
             playground: switch_or(&var, "PLAYGROUND", true)?,
             introspection: switch_or(&var, "INTROSPECTION", true)?,
+            slow_request: Duration::from_millis(parse_or(&var, "SLOW_REQUEST_MS", 1_000)?),
         })
     }
 }

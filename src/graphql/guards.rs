@@ -71,19 +71,47 @@ pub async fn guarded_login<T>(
     login: impl Future<Output = AppResult<T>>,
 ) -> AppResult<T> {
     let limiter = &services(ctx).rate_limiter;
-    let reservation = with_retry_hint(
-        ctx,
-        limiter.login_attempt(request_origin(ctx).ip, email).await,
-    )?;
+    let ip = request_origin(ctx).ip;
+    let admitted = limiter.login_attempt(ip, email).await;
+    if let Err(AppError::RateLimited { retry_after_secs }) = &admitted {
+        tracing::warn!(
+            email = masked_email(email),
+            client_ip = ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            retry_after_secs,
+            "login refused: locked after failures or too many attempts"
+        );
+    }
+    let reservation = with_retry_hint(ctx, admitted)?;
     let outcome = login.await;
     let settled = match &outcome {
         Ok(_) => LoginOutcome::Succeeded,
-        Err(AppError::Unauthenticated(_)) => LoginOutcome::Failed,
+        Err(AppError::Unauthenticated(_)) => {
+            tracing::warn!(
+                email = masked_email(email),
+                client_ip = ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                "login failed: wrong email or password"
+            );
+            LoginOutcome::Failed
+        }
         // The database failed, not the caller.
         Err(_) => LoginOutcome::NotChecked,
     };
     limiter.login_finished(reservation, settled).await;
     outcome
+}
+
+/// An email as a log may show it: the first character of the local part
+/// and the domain, enough to tell accounts apart, not to read the address.
+pub fn masked_email(email: &str) -> String {
+    let email = email.trim();
+    match email.rsplit_once('@') {
+        Some((local, domain)) if !local.is_empty() => {
+            let first: String = local.chars().take(1).collect();
+            let domain: String = domain.chars().take(64).collect();
+            format!("{first}***@{domain}")
+        }
+        _ => "***".to_owned(),
+    }
 }
 
 /// `requestPasswordReset`, `resetPassword` and `acceptInvitation` with a
@@ -128,4 +156,17 @@ pub async fn guarded_password_change<T>(
     };
     limiter.login_finished(reservation, settled).await;
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked_email;
+
+    #[test]
+    fn a_masked_email_keeps_one_letter_and_the_domain() {
+        assert_eq!(masked_email(" alice@example.com "), "a***@example.com");
+        assert_eq!(masked_email("ünïcode@example.org"), "ü***@example.org");
+        assert_eq!(masked_email("no-at-sign"), "***");
+        assert_eq!(masked_email("@example.com"), "***");
+    }
 }

@@ -20,6 +20,7 @@ use serde_json::json;
 use super::caller::{self, Unavailable};
 use super::negotiation::{ResponseFormat, response_format, wants_html};
 use super::persisted_queries::{IncomingRequest, Resolved, Unresolved};
+use super::request_log::{CallerLabel, OperationShape, RequestSummary};
 use super::request_pipeline::{prepare_request, refusal_error};
 use super::{HttpState, playground, websocket};
 use crate::graphql::errors::{client_request_error, tag_request_errors};
@@ -183,6 +184,7 @@ async fn answer(
     // Kept for the rare response with field errors, which is checked
     // against the document's nullability.
     let (query, operation_name) = (raw.query.clone(), raw.operation_name.clone());
+    let caller_label = CallerLabel::of(&caller.viewer);
     let mut request = match prepare_request(raw, caller) {
         Ok(request) => request,
         Err(refusal) => {
@@ -192,6 +194,7 @@ async fn answer(
     if let Some(hash) = register {
         persisted_queries.register(hash, &query);
     }
+    let shape = OperationShape::of(&mut request);
     if method == Method::Get && !runs_a_query(&mut request) {
         let mut response = errors(
             format,
@@ -215,9 +218,16 @@ async fn answer(
     } else {
         StatusCode::OK
     };
+    let summary = RequestSummary {
+        shape,
+        caller: caller_label,
+        ..RequestSummary::default()
+    }
+    .with_errors(&response.errors);
     let mut answer = (status, Json(response)).into_response();
     set_content_type(&mut answer, format);
     answer.headers_mut().extend(resolver_headers);
+    answer.extensions_mut().insert(summary);
     answer
 }
 
@@ -254,8 +264,10 @@ fn errors(
     errors: impl IntoIterator<Item = ServerError>,
 ) -> Response {
     let errors: Vec<ServerError> = errors.into_iter().collect();
+    let summary = RequestSummary::refused(&errors);
     let mut response = (status, Json(json!({ "errors": errors }))).into_response();
     set_content_type(&mut response, format);
+    response.extensions_mut().insert(summary);
     response
 }
 

@@ -10,6 +10,7 @@ mod input_guard;
 mod negotiation;
 pub mod persisted_queries;
 mod playground;
+pub(crate) mod request_log;
 mod request_pipeline;
 mod websocket;
 
@@ -40,8 +41,17 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: HttpState) -> Router {
     let cors = cors::layer(state.services.origins.clone());
+    let state = Arc::new(state);
     Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    request_log::log_graphql_requests,
+                )),
+        )
         .route(
             &format!("{}/{{name}}", playground::ASSETS_PATH),
             get(playground::asset),
@@ -49,7 +59,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/exports/{*key}", get(downloads::download))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .with_state(Arc::new(state))
+        .with_state(state)
         .layer(cors)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

@@ -21,6 +21,7 @@ mod log_format;
 mod parse_bombs;
 mod playground;
 mod projects;
+mod request_logs;
 mod response_shape;
 mod schema;
 mod server_process;

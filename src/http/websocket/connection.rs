@@ -20,6 +20,7 @@ use crate::domain::access::{self, Role};
 use crate::domain::events::Event;
 use crate::error::AppError;
 use crate::graphql::AppSchema;
+use crate::http::request_log::CallerLabel;
 use crate::http::request_pipeline::{Caller, RawRequest, prepare_request, refusal_error};
 use crate::pubsub::EventBus;
 
@@ -218,9 +219,11 @@ impl Connection {
                 })
                 .await;
         }
+        let caller = CallerLabel::of(&self.setup.caller.viewer);
         match prepare_request(raw, self.setup.caller.clone()) {
             Ok(request) => {
-                self.operations.start(&self.setup.schema, id, request);
+                self.operations
+                    .start(&self.setup.schema, id, request, caller);
                 Ok(())
             }
             Err(refusal) => {

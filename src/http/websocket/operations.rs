@@ -13,6 +13,7 @@ use crate::graphql::AppSchema;
 use crate::graphql::context::HeldAccess;
 use crate::graphql::errors::tag_request_errors;
 use crate::graphql::null_propagation::propagate_nulls;
+use crate::http::request_log::{CallerLabel, OperationLog, OperationShape};
 
 /// At most this many operations run at once on one connection; one more is
 /// answered with an `error` for its id, and the connection stays open.
@@ -83,11 +84,18 @@ impl Operations {
         self.running.len() >= MAX_OPERATIONS
     }
 
-    pub fn start(&mut self, schema: &AppSchema, id: String, request: async_graphql::Request) {
+    pub fn start(
+        &mut self,
+        schema: &AppSchema,
+        id: String,
+        mut request: async_graphql::Request,
+        caller: CallerLabel,
+    ) {
         self.runs += 1;
         let run = self.runs;
         let sender = self.sender.clone();
         let (query, operation_name) = (request.query.clone(), request.operation_name.clone());
+        let mut log = OperationLog::started(OperationShape::of(&mut request), caller);
         let held = HeldAccess::default();
         let mut responses = schema.execute_stream(request.data(held.clone()));
         let key = id.clone();
@@ -96,6 +104,7 @@ impl Operations {
             while let Some(mut response) = responses.next().await {
                 propagate_nulls(&mut response, &query, operation_name.as_deref());
                 let response = tag_request_errors(response);
+                log.saw(&response.errors);
                 let failed_before_running = first && is_request_error(&response);
                 first = false;
                 let event = if failed_before_running {
@@ -109,9 +118,11 @@ impl Operations {
                     event,
                 };
                 if sender.send(tagged).await.is_err() || failed_before_running {
+                    log.ended_as("failed");
                     return;
                 }
             }
+            log.ended_as("completed");
             let done = Tagged {
                 id: key,
                 run,
