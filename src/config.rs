@@ -58,6 +58,8 @@ pub struct Settings {
     pub introspection: bool,
     /// Requests taking this long or longer are logged at `warn`.
     pub slow_request: Duration,
+    /// Where `/metrics` is served on its own; none: beside the API.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Invitations, password resets and key rotation.
@@ -378,6 +380,10 @@ impl Settings {
             playground: switch_or(&var, "PLAYGROUND", true)?,
             introspection: switch_or(&var, "INTROSPECTION", true)?,
             slow_request: Duration::from_millis(parse_or(&var, "SLOW_REQUEST_MS", 1_000)?),
+            metrics_addr: var("METRICS_ADDR")
+                .map(|address| address.parse())
+                .transpose()
+                .context("METRICS_ADDR must be an address like 127.0.0.1:9090")?,
         })
     }
 }

@@ -14,10 +14,11 @@ use crate::db;
 use crate::domain::ids::random_secret;
 use crate::geo::{GeoLocator, MaxMindGeo, NoGeo};
 use crate::graphql::build_schema;
-use crate::http::{HttpState, router};
+use crate::http::{HttpState, metrics_router, router};
 use crate::jobs::export_run::ExportRunner;
 use crate::jobs::worker::WorkerPool;
 use crate::mail::{FileMailer, Mailer, SmtpMailer};
+use crate::metrics::Metrics;
 use crate::protection::origins::OriginPolicy;
 use crate::protection::rate_limit::RateLimiter;
 use crate::pubsub::{EventBus, InProcessBus, PgNotifyBus};
@@ -26,6 +27,9 @@ use crate::storage::{ExportStore, LocalStore, S3Store};
 
 pub struct App {
     listener: TcpListener,
+    /// `METRICS_ADDR`'s listener, when `/metrics` is served apart.
+    metrics_listener: Option<(TcpListener, axum::Router)>,
+    metrics: Arc<Metrics>,
     router: axum::Router,
     services: Services,
     owner_login: Option<OwnerLogin>,
@@ -90,15 +94,29 @@ impl App {
         let export_runner = Arc::new(exporting.runner(&settings, &services.db, &services.bus)?);
         let schema = build_schema(services.clone(), &settings.limits);
         let shutdown = CancellationToken::new();
-        let router = router(HttpState {
+        let metrics = Arc::new(Metrics::new());
+        let state = HttpState {
             schema,
             services: services.clone(),
             max_body_bytes: settings.limits.max_body_bytes,
             persisted_queries: Default::default(),
             shutdown: shutdown.clone(),
-        });
+            metrics: metrics.clone(),
+        };
+        let metrics_listener = match settings.metrics_addr {
+            None => None,
+            Some(address) => Some((
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on METRICS_ADDR {address}"))?,
+                metrics_router(state.clone()),
+            )),
+        };
+        let router = router(state);
         Ok(App {
             listener,
+            metrics_listener,
+            metrics,
             router,
             services,
             owner_login,
@@ -143,6 +161,23 @@ impl App {
             services.settings.origins_refresh,
             self.shutdown.clone(),
         );
+        self.metrics
+            .clone()
+            .spawn_pool_sampler(services.db.clone(), self.shutdown.clone());
+        if let Some((listener, metrics_router)) = self.metrics_listener {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "metrics served apart");
+            }
+            let stopped = self.shutdown.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, metrics_router)
+                    .with_graceful_shutdown(async move { stopped.cancelled().await })
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            });
+        }
         let stopping = self.shutdown.clone();
         let signal = async move {
             shutdown.await;

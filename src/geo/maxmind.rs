@@ -192,6 +192,10 @@ impl MaxMindGeo {
 }
 
 impl GeoLocator for MaxMindGeo {
+    fn build_epoch(&self) -> Option<u64> {
+        Some(self.current.load().reader.metadata().build_epoch)
+    }
+
     fn locate(&self, ip: IpAddr) -> Option<Location> {
         // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
         let ip = ip.to_canonical();

@@ -53,6 +53,11 @@ pub trait GeoLocator: Send + Sync {
     /// The location of `ip`, or `None` when the address is not locatable or not
     /// in the database.
     fn locate(&self, ip: IpAddr) -> Option<Location>;
+
+    /// When the database in use was built (Unix seconds), if there is one.
+    fn build_epoch(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The locator used when no database is configured: it never knows a location.

@@ -7,6 +7,7 @@ mod fragment_expansion;
 mod graphql;
 mod health;
 mod input_guard;
+mod metrics;
 mod negotiation;
 pub mod persisted_queries;
 mod playground;
@@ -24,6 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::AppSchema;
+use crate::metrics::Metrics;
 use crate::services::Services;
 
 #[derive(Clone)]
@@ -35,14 +37,21 @@ pub struct HttpState {
     pub persisted_queries: Arc<persisted_queries::PersistedQueries>,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The API; `/metrics` too unless `METRICS_ADDR` serves it apart.
 pub fn router(state: HttpState) -> Router {
     let cors = cors::layer(state.services.origins.clone());
+    let metrics_apart = state.services.settings.metrics_addr.is_some();
     let state = Arc::new(state);
-    Router::new()
+    let mut routes = Router::new();
+    if !metrics_apart {
+        routes = routes.route("/metrics", get(metrics::scrape));
+    }
+    routes
         .route(
             "/graphql",
             get(graphql::get)
@@ -78,4 +87,11 @@ pub fn router(state: HttpState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// `/metrics` alone, for `METRICS_ADDR`.
+pub fn metrics_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::scrape))
+        .with_state(Arc::new(state))
 }

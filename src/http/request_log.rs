@@ -135,7 +135,12 @@ pub struct RequestSummary {
     pub caller: CallerLabel,
     /// The distinct `extensions.code` of the errors answered.
     pub error_codes: BTreeSet<String>,
+    /// The code of the first error answered.
+    pub first_error_code: Option<String>,
 }
+
+/// The code of a refusal by a rate limit or a login lock.
+const RATE_LIMITED: &str = "RATE_LIMITED";
 
 impl RequestSummary {
     pub fn refused<'a>(errors: impl IntoIterator<Item = &'a ServerError>) -> RequestSummary {
@@ -153,6 +158,7 @@ impl RequestSummary {
                     _ => None,
                 })
                 .unwrap_or_else(|| "UNKNOWN".to_owned());
+            self.first_error_code.get_or_insert_with(|| code.clone());
             self.error_codes.insert(code);
         }
         self
@@ -181,12 +187,20 @@ pub async fn log_graphql_requests(
         .to_owned();
     let response = next.run(request).await;
     if let Some(summary) = response.extensions().get::<RequestSummary>() {
+        let took = started.elapsed();
         write_line(
             summary,
             response.status().as_u16(),
-            started.elapsed(),
+            took,
             state.services.settings.slow_request,
             &request_id,
+        );
+        state.metrics.record_request(
+            &summary.shape.root_fields,
+            summary.shape.kind,
+            summary.first_error_code.as_deref(),
+            summary.error_codes.contains(RATE_LIMITED),
+            took,
         );
     }
     response

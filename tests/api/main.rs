@@ -18,6 +18,7 @@ mod health;
 mod helpers;
 mod limits;
 mod log_format;
+mod metrics;
 mod parse_bombs;
 mod playground;
 mod projects;

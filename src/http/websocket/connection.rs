@@ -22,6 +22,7 @@ use crate::error::AppError;
 use crate::graphql::AppSchema;
 use crate::http::request_log::CallerLabel;
 use crate::http::request_pipeline::{Caller, RawRequest, prepare_request, refusal_error};
+use crate::metrics::{GaugeHeld, Metrics};
 use crate::pubsub::EventBus;
 
 /// How long a client has to send `connection_init`.
@@ -42,6 +43,7 @@ pub struct Setup {
     /// Tells of revoked tokens and ended memberships, from any instance.
     pub bus: Arc<dyn EventBus>,
     pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
 }
 
 /// How the connection ends.
@@ -71,13 +73,15 @@ const LONGEST_TIMER: Duration = Duration::from_secs(24 * 60 * 60);
 
 pub async fn serve(socket: WebSocket, setup: Setup) {
     let (sink, incoming) = socket.split();
+    let _open = GaugeHeld::raise(&setup.metrics.websocket_connections);
+    let subscriptions = setup.metrics.active_subscriptions.clone();
     let mut connection = Connection {
         setup,
         sink,
         acknowledged: false,
         session: None,
         events: None,
-        operations: Operations::default(),
+        operations: Operations::new(subscriptions),
     };
     let end = connection.run(incoming).await;
     if let End::Close(reason) = end {

@@ -63,6 +63,7 @@ pub fn upgrade(
                 caller,
                 bus: state.services.bus.clone(),
                 shutdown: state.shutdown.clone(),
+                metrics: state.metrics.clone(),
             };
             connection::serve(socket, setup)
         })

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use async_graphql::{Response, ServerError, Value};
 use futures_util::StreamExt;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
@@ -14,6 +15,7 @@ use crate::graphql::context::HeldAccess;
 use crate::graphql::errors::tag_request_errors;
 use crate::graphql::null_propagation::propagate_nulls;
 use crate::http::request_log::{CallerLabel, OperationLog, OperationShape};
+use crate::metrics::GaugeHeld;
 
 /// At most this many operations run at once on one connection; one more is
 /// answered with an `error` for its id, and the connection stays open.
@@ -60,10 +62,12 @@ pub struct Operations {
     sender: mpsc::Sender<Tagged>,
     events: mpsc::Receiver<Tagged>,
     runs: u64,
+    running_gauge: Gauge,
 }
 
-impl Default for Operations {
-    fn default() -> Self {
+impl Operations {
+    /// `running_gauge` counts the operations running, on every connection.
+    pub fn new(running_gauge: Gauge) -> Self {
         let (sender, events) = mpsc::channel(QUEUED_EVENTS);
         Operations {
             running: HashMap::new(),
@@ -71,11 +75,10 @@ impl Default for Operations {
             sender,
             events,
             runs: 0,
+            running_gauge,
         }
     }
-}
 
-impl Operations {
     pub fn contains(&self, id: &str) -> bool {
         self.running.contains_key(id)
     }
@@ -99,7 +102,10 @@ impl Operations {
         let held = HeldAccess::default();
         let mut responses = schema.execute_stream(request.data(held.clone()));
         let key = id.clone();
+        let running = GaugeHeld::raise(&self.running_gauge);
         let task = async move {
+            // Lowered when the task ends or is aborted.
+            let _running = running;
             let mut first = true;
             while let Some(mut response) = responses.next().await {
                 propagate_nulls(&mut response, &query, operation_name.as_deref());
