@@ -152,7 +152,9 @@ impl Cli {
         file_modes::create_owner_only();
         file_modes::tighten(&settings.data_dir);
         if let Command::Serve = command {
-            return serve(settings).await;
+            let served = serve(settings).await;
+            telemetry::shutdown();
+            return served;
         }
         let db = db::connect(&settings.database_url).await?;
         db::migrate(&db).await?;

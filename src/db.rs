@@ -59,6 +59,7 @@ pub async fn connect_with(
     // `RUST_LOG=contacts::sql=debug` shows what each request costs, and the
     // tests count a request's statements from these events.
     db.set_metric_callback(|info| {
+        crate::telemetry::record_statement(&info.statement.sql, info.elapsed, info.failed);
         tracing::debug!(
             target: "contacts::sql",
             elapsed_us = u64::try_from(info.elapsed.as_micros()).unwrap_or(u64::MAX),

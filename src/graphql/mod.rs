@@ -20,6 +20,7 @@ pub mod notifications;
 pub mod null_propagation;
 pub mod passwords;
 pub mod projects;
+pub mod root_field_spans;
 pub mod sessions;
 
 use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
@@ -68,6 +69,9 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
         MutationRoot::default(),
         SubscriptionRoot::default(),
     );
+    if crate::telemetry::traces_enabled() {
+        builder = builder.extension(root_field_spans::RootFieldSpans);
+    }
     if !services.settings.introspection {
         builder = builder
             .extension(introspection::IntrospectionOff)

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::caller::{self, Unavailable};
 use super::negotiation::{ResponseFormat, response_format, wants_html};
@@ -208,7 +209,17 @@ async fn answer(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let mut response = state.schema.execute(request).await;
+    let operation_span = tracing::info_span!(
+        "graphql operation",
+        operation = shape.name.as_deref().unwrap_or(""),
+        operation_type = shape.kind.unwrap_or(""),
+        root_fields = shape.root_fields.join(","),
+    );
+    let mut response = state
+        .schema
+        .execute(request)
+        .instrument(operation_span)
+        .await;
     propagate_nulls(&mut response, &query, operation_name.as_deref());
     // Headers resolvers set, such as Retry-After.
     let resolver_headers = std::mem::take(&mut response.http_headers);

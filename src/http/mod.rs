@@ -78,12 +78,14 @@ pub fn router(state: HttpState) -> Router {
                     .get(&REQUEST_ID)
                     .and_then(|value| value.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!(
+                let span = tracing::info_span!(
                     "request",
                     method = %request.method(),
                     path = %request.uri().path(),
                     request_id,
-                )
+                );
+                crate::telemetry::continue_trace(&span, request.headers());
+                span
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

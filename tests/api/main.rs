@@ -31,6 +31,7 @@ mod shared_limits;
 mod spreadsheet_engine;
 mod statements;
 mod subscriptions;
+mod traces;
 mod visitor_trust;
 mod websocket_protocol;
 
