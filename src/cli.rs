@@ -275,7 +275,7 @@ async fn export_now(
     let bus: std::sync::Arc<dyn crate::pubsub::EventBus> =
         std::sync::Arc::new(crate::pubsub::InProcessBus::default());
     let adapters = crate::startup::ExportAdapters::open(settings, Default::default()).await?;
-    let runner = adapters.runner(settings, &db, &bus)?;
+    let runner = adapters.runner(settings, &db, &bus).await?;
     let worker = "command-line";
     // No heartbeat here: the lease covers the whole run.
     let lease = std::time::Duration::from_secs(24 * 3600);
@@ -287,7 +287,13 @@ async fn export_now(
     match runner.run(&job, worker, &Control::default()).await {
         Ok(()) => {}
         Err(RunError::Transient(reason) | RunError::Permanent(reason)) => {
-            queue::finish(&db, job.id, worker, exports::FAILED, Some(&reason))
+            queue::finish(
+                &db,
+                job.id,
+                worker,
+                exports::ExportStatus::Failed,
+                Some(&reason),
+            )
                 .await
                 .map_err(operator_error)?;
             anyhow::bail!("export failed: {reason}");

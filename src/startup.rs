@@ -15,7 +15,9 @@ use crate::domain::ids::random_secret;
 use crate::geo::{GeoLocator, MaxMindGeo, NoGeo};
 use crate::graphql::build_schema;
 use crate::http::{HttpState, router};
+use crate::domain::export_links::ExportLinks;
 use crate::jobs::export_run::ExportRunner;
+use crate::jobs::temp_files;
 use crate::jobs::worker::WorkerPool;
 use crate::mail::{FileMailer, Mailer, SmtpMailer};
 use crate::protection::origins::OriginPolicy;
@@ -76,6 +78,11 @@ impl App {
             .reload(&db)
             .await
             .map_err(|error| anyhow::anyhow!("cannot load the allowed origins: {error:?}"))?;
+        let export_links = Arc::new(
+            ExportLinks::load(&db, &public_url_of(&settings))
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot load the link key: {error:?}"))?,
+        );
         let services = Services {
             db,
             bus,
@@ -86,8 +93,14 @@ impl App {
             rate_limiter: Arc::new(RateLimiter::open(settings.rate_limits.clone())?),
             origins,
             mailer: exporting.mailer.clone(),
+            export_links: export_links.clone(),
         };
-        let export_runner = Arc::new(exporting.runner(&settings, &services.db, &services.bus)?);
+        let export_runner = Arc::new(exporting.runner_with(
+            &settings,
+            &services.db,
+            &services.bus,
+            export_links,
+        )?);
         let schema = build_schema(services.clone(), &settings.limits);
         let shutdown = CancellationToken::new();
         let router = router(HttpState {
@@ -131,6 +144,12 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let instance = format!("{}-{}", std::process::id(), &random_secret("w")[2..10]);
+        // Files of attempts that died with an earlier process go first.
+        temp_files::spawn_sweeper(
+            self.export_runner.tmp_dir.clone(),
+            self.export_runner.settings.lease,
+            self.shutdown.clone(),
+        );
         let workers = WorkerPool::spawn(self.export_runner.clone(), &instance);
         let services = &self.services;
         services
@@ -215,11 +234,25 @@ impl ExportAdapters {
         })
     }
 
-    pub fn runner(
+    /// A runner whose mailed links are signed with the database's key.
+    pub async fn runner(
         &self,
         settings: &Settings,
         db: &sea_orm::DatabaseConnection,
         bus: &Arc<dyn EventBus>,
+    ) -> anyhow::Result<ExportRunner> {
+        let links = ExportLinks::load(db, &public_url_of(settings))
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot load the link key: {error:?}"))?;
+        self.runner_with(settings, db, bus, Arc::new(links))
+    }
+
+    pub fn runner_with(
+        &self,
+        settings: &Settings,
+        db: &sea_orm::DatabaseConnection,
+        bus: &Arc<dyn EventBus>,
+        links: Arc<ExportLinks>,
     ) -> anyhow::Result<ExportRunner> {
         let tmp_dir = settings.data_dir.join("tmp");
         std::fs::create_dir_all(&tmp_dir)
@@ -231,8 +264,17 @@ impl ExportAdapters {
             bus: bus.clone(),
             settings: settings.exports.clone(),
             tmp_dir,
+            links,
         })
     }
+}
+
+/// The base of links to this server: PUBLIC_URL, else the listen address.
+fn public_url_of(settings: &Settings) -> String {
+    settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen_addr))
 }
 
 /// The embedded store: a folder under DATA_DIR whose files this server
