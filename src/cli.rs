@@ -294,8 +294,8 @@ async fn export_now(
                 exports::ExportStatus::Failed,
                 Some(&reason),
             )
-                .await
-                .map_err(operator_error)?;
+            .await
+            .map_err(operator_error)?;
             anyhow::bail!("export failed: {reason}");
         }
         Err(other) => anyhow::bail!("export stopped: {other:?}"),

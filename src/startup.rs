@@ -11,11 +11,11 @@ use tokio_util::sync::CancellationToken;
 use crate::bootstrap::{self, OwnerLogin};
 use crate::config::{GeoSettings, Settings};
 use crate::db;
+use crate::domain::export_links::ExportLinks;
 use crate::domain::ids::random_secret;
 use crate::geo::{GeoLocator, MaxMindGeo, NoGeo};
 use crate::graphql::build_schema;
 use crate::http::{HttpState, router};
-use crate::domain::export_links::ExportLinks;
 use crate::jobs::export_run::ExportRunner;
 use crate::jobs::temp_files;
 use crate::jobs::worker::WorkerPool;
@@ -203,9 +203,11 @@ impl ExportAdapters {
     /// S3 when `S3_BUCKET` is set, else a folder under DATA_DIR; SMTP when
     /// `SMTP_URL` is set, else `.eml` files. `given` adapters win.
     pub async fn open(settings: &Settings, given: Adapters) -> anyhow::Result<ExportAdapters> {
-        let local_store = match settings.s3 {
-            None => Some(Arc::new(open_local_store(settings)?)),
-            Some(_) => None,
+        // The embedded store only when it is the one exports go to: a
+        // given store, like S3, serves its own files.
+        let local_store = match (&given.store, &settings.s3) {
+            (None, None) => Some(Arc::new(open_local_store(settings)?)),
+            _ => None,
         };
         let store: Arc<dyn ExportStore> = match (given.store, &settings.s3, &local_store) {
             (Some(store), _, _) => store,

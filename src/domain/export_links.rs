@@ -188,11 +188,15 @@ mod tests {
         let links = links();
         let job = Uuid::now_v7();
         let link = links.link(job, Duration::from_secs(60));
-        assert!(link.url.starts_with(&format!(
-            "http://contacts.test/export-downloads/{job}?"
-        )));
+        assert!(
+            link.url
+                .starts_with(&format!("http://contacts.test/export-downloads/{job}?"))
+        );
         let (expires, signature) = query_of(&link.url);
-        assert_eq!(links.verify(job, expires, &signature, SystemTime::now()), Ok(()));
+        assert_eq!(
+            links.verify(job, expires, &signature, SystemTime::now()),
+            Ok(())
+        );
         let later = SystemTime::now() + Duration::from_secs(61);
         assert_eq!(
             links.verify(job, expires, &signature, later),

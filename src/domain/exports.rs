@@ -259,7 +259,10 @@ pub async fn cancel(
     }
     let now = Utc::now();
     let queued_cancelled = export_job::Entity::update_many()
-        .col_expr(export_job::Column::Status, Expr::value(ExportStatus::Cancelled))
+        .col_expr(
+            export_job::Column::Status,
+            Expr::value(ExportStatus::Cancelled),
+        )
         .col_expr(export_job::Column::FinishedAt, Expr::value(now))
         .col_expr(export_job::Column::UpdatedAt, Expr::value(now))
         .filter(export_job::Column::Id.eq(job.id))
@@ -280,7 +283,9 @@ pub async fn cancel(
         if flagged.rows_affected == 0 {
             let current = reload(db, job.id).await?;
             return match current.status {
-                ExportStatus::Cancelled => Ok(current),
+                ExportStatus::Cancelled => {
+                    Err(AppError::bad_input("id", "the export is already cancelled"))
+                }
                 ExportStatus::Completed => Err(AppError::bad_input(
                     "id",
                     "the export is already completed and its link delivered; it can no longer be cancelled",

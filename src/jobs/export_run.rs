@@ -26,9 +26,9 @@ use crate::jobs::export_format::{WriteError, create_writer};
 use crate::jobs::export_layout::ExportLayout;
 use crate::jobs::export_source::{ExportSource, read_ahead};
 use crate::jobs::queue;
+use crate::jobs::temp_files::TempFile;
 use crate::mail::{Mailer, OutgoingMail};
 use crate::pubsub::EventBus;
-use crate::jobs::temp_files::TempFile;
 use crate::storage::{ExportStore, StorageError, UploadJournal};
 
 /// How often progress is pushed to subscribers at most.
@@ -92,7 +92,6 @@ impl Control {
         Ok(())
     }
 }
-
 
 pub struct ExportRunner {
     pub db: DatabaseConnection,
@@ -275,7 +274,10 @@ impl ExportRunner {
         let Ok(current) = crate::domain::exports::reload(&self.db, job_id).await else {
             return;
         };
-        let key = current.object_key.clone().unwrap_or_else(|| object_key(&current));
+        let key = current
+            .object_key
+            .clone()
+            .unwrap_or_else(|| object_key(&current));
         if let Some(upload_id) = &current.upload_id
             && let Err(error) = self.store.abort_upload(&key, upload_id).await
         {
@@ -405,7 +407,11 @@ impl ExportRunner {
             }
             Err(reason) => {
                 let attempt = job.mail_attempts as u32 + 1;
-                tracing::warn!(mail_attempt = attempt, reason, "export mail not sent; will retry");
+                tracing::warn!(
+                    mail_attempt = attempt,
+                    reason,
+                    "export mail not sent; will retry"
+                );
                 let retry_in = backoff(self.settings.retry_base, attempt);
                 queue::mail_failed(&self.db, job.id, worker, &reason, retry_in).await?;
             }

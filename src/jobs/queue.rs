@@ -103,7 +103,10 @@ async fn claim_matching(
         .col_expr(export_job::Column::UpdatedAt, Expr::value(now));
     if job.status != ExportStatus::Completed {
         update = update
-            .col_expr(export_job::Column::Status, Expr::value(ExportStatus::Running))
+            .col_expr(
+                export_job::Column::Status,
+                Expr::value(ExportStatus::Running),
+            )
             .col_expr(
                 export_job::Column::Attempts,
                 Expr::col(export_job::Column::Attempts).add(1),
@@ -252,8 +255,7 @@ pub async fn record_upload_in_flight(
 ) -> AppResult<bool> {
     apply(
         db,
-        guarded(job_id, worker)
-            .col_expr(export_job::Column::UploadId, Expr::value(upload_id)),
+        guarded(job_id, worker).col_expr(export_job::Column::UploadId, Expr::value(upload_id)),
     )
     .await
 }
@@ -316,7 +318,10 @@ pub async fn mark_completed(
         guarded(job_id, worker)
             .filter(export_job::Column::Status.eq(ExportStatus::Running))
             .filter(export_job::Column::CancelRequested.eq(false))
-            .col_expr(export_job::Column::Status, Expr::value(ExportStatus::Completed))
+            .col_expr(
+                export_job::Column::Status,
+                Expr::value(ExportStatus::Completed),
+            )
             .col_expr(export_job::Column::DeliveredAt, Expr::value(now))
             .col_expr(export_job::Column::FinishedAt, Expr::value(now))
             .col_expr(
@@ -383,7 +388,10 @@ pub async fn retry_later(
     apply(
         db,
         handing_back(job_id, worker)
-            .col_expr(export_job::Column::Status, Expr::value(ExportStatus::Queued))
+            .col_expr(
+                export_job::Column::Status,
+                Expr::value(ExportStatus::Queued),
+            )
             .col_expr(export_job::Column::Error, Expr::value(truncate(error)))
             .col_expr(
                 export_job::Column::RunAfter,
@@ -421,7 +429,10 @@ pub async fn release(db: &impl ConnectionTrait, job_id: Uuid, worker: &str) -> A
         db,
         handing_back(job_id, worker)
             .filter(export_job::Column::Status.eq(ExportStatus::Running))
-            .col_expr(export_job::Column::Status, Expr::value(ExportStatus::Queued))
+            .col_expr(
+                export_job::Column::Status,
+                Expr::value(ExportStatus::Queued),
+            )
             .col_expr(
                 export_job::Column::Attempts,
                 Expr::col(export_job::Column::Attempts).sub(1),

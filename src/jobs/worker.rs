@@ -14,8 +14,8 @@ use crate::domain::events::{Event, NotificationCreated};
 use crate::domain::exports::ExportStatus;
 use crate::domain::notifications::{self, NewNotification};
 use crate::jobs::export_run::{Control, ExportRunner, RunError, backoff, temp_path};
-use crate::jobs::temp_files;
 use crate::jobs::queue::{self, Heartbeat};
+use crate::jobs::temp_files;
 
 pub struct WorkerPool {
     stop: watch::Sender<bool>,

@@ -436,7 +436,6 @@ impl ExportStore for S3Store {
         }
     }
 
-
     async fn download_url(
         &self,
         key: &str,
