@@ -284,7 +284,9 @@ async fn export_now(
         .map_err(operator_error)?
         .context("the export job could not be claimed")?;
     let started = std::time::Instant::now();
-    match runner.run(&job, worker, &Control::default()).await {
+    let span = tracing::info_span!("export", job = %job.id, attempt = job.attempts);
+    let control = Control::default();
+    match tracing::Instrument::instrument(runner.run(&job, worker, &control), span).await {
         Ok(()) => {}
         Err(RunError::Transient(reason) | RunError::Permanent(reason)) => {
             queue::finish(

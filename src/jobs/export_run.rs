@@ -174,6 +174,9 @@ impl ExportRunner {
             // The attempt before this one died with an upload in flight.
             self.abort_dead_upload(job, &key, upload_id).await;
         }
+        // A cancel accepted while an earlier attempt ran (or waited for a
+        // retry) holds for this one too.
+        self.check_not_cancelled(job).await?;
         let already_uploaded = match &job.object_key {
             Some(stored) => self.store.exists(stored).await.map_err(storage_error)?,
             None => false,

@@ -424,6 +424,8 @@ pub async fn finish(
 }
 
 /// Gives the job back at shutdown so that another instance takes it at once.
+/// The interrupted attempt keeps its number (the next one is a new attempt,
+/// its progress from zero), but does not count against the retries.
 pub async fn release(db: &impl ConnectionTrait, job_id: Uuid, worker: &str) -> AppResult<bool> {
     apply(
         db,
@@ -434,8 +436,8 @@ pub async fn release(db: &impl ConnectionTrait, job_id: Uuid, worker: &str) -> A
                 Expr::value(ExportStatus::Queued),
             )
             .col_expr(
-                export_job::Column::Attempts,
-                Expr::col(export_job::Column::Attempts).sub(1),
+                export_job::Column::MaxAttempts,
+                Expr::col(export_job::Column::MaxAttempts).add(1),
             ),
     )
     .await
