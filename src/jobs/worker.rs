@@ -112,6 +112,16 @@ async fn process(
     heartbeat.abort();
 
     let db = &runner.db;
+    // A cancel accepted before the run failed is what the agent was told
+    // would happen: the job ends CANCELLED, not FAILED or retried.
+    let outcome = match outcome {
+        Some(Err(RunError::Transient(_) | RunError::Permanent(_)))
+            if queue::cancel_requested(db, job.id).await.unwrap_or(false) =>
+        {
+            Some(Err(RunError::Cancelled))
+        }
+        other => other,
+    };
     let recorded = match outcome {
         None => queue::release(db, job.id, worker).await.map(|_| ()),
         Some(Ok(())) => Ok(()),
