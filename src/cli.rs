@@ -277,7 +277,7 @@ async fn export_now(
     let bus: std::sync::Arc<dyn crate::pubsub::EventBus> =
         std::sync::Arc::new(crate::pubsub::InProcessBus::default());
     let adapters = crate::startup::ExportAdapters::open(settings, Default::default()).await?;
-    let runner = adapters.runner(settings, &db, &bus)?;
+    let runner = adapters.runner(settings, &db, &bus).await?;
     let worker = "command-line";
     // No heartbeat here: the lease covers the whole run.
     let lease = std::time::Duration::from_secs(24 * 3600);
@@ -286,12 +286,20 @@ async fn export_now(
         .map_err(operator_error)?
         .context("the export job could not be claimed")?;
     let started = std::time::Instant::now();
-    match runner.run(&job, worker, &Control::default()).await {
+    let span = tracing::info_span!("export", job = %job.id, attempt = job.attempts);
+    let control = Control::default();
+    match tracing::Instrument::instrument(runner.run(&job, worker, &control), span).await {
         Ok(()) => {}
         Err(RunError::Transient(reason) | RunError::Permanent(reason)) => {
-            queue::finish(&db, job.id, worker, exports::FAILED, Some(&reason))
-                .await
-                .map_err(operator_error)?;
+            queue::finish(
+                &db,
+                job.id,
+                worker,
+                exports::ExportStatus::Failed,
+                Some(&reason),
+            )
+            .await
+            .map_err(operator_error)?;
             anyhow::bail!("export failed: {reason}");
         }
         Err(other) => anyhow::bail!("export stopped: {other:?}"),

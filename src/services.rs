@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
+use crate::domain::export_links::ExportLinks;
 use crate::geo::GeoLocator;
 use crate::mail::Mailer;
 use crate::protection::origins::OriginPolicy;
@@ -30,4 +31,6 @@ pub struct Services {
     pub origins: Arc<OriginPolicy>,
     /// Invitations and password resets; the export worker has the same one.
     pub mailer: Arc<dyn Mailer>,
+    /// Signs and checks the export links that are mailed.
+    pub export_links: Arc<ExportLinks>,
 }

@@ -11,11 +11,13 @@ use tokio_util::sync::CancellationToken;
 use crate::bootstrap::{self, OwnerLogin};
 use crate::config::{GeoSettings, Settings};
 use crate::db;
+use crate::domain::export_links::ExportLinks;
 use crate::domain::ids::random_secret;
 use crate::geo::{GeoLocator, MaxMindGeo, NoGeo};
 use crate::graphql::build_schema;
 use crate::http::{HttpState, metrics_router, router};
 use crate::jobs::export_run::ExportRunner;
+use crate::jobs::temp_files;
 use crate::jobs::worker::WorkerPool;
 use crate::mail::{FileMailer, Mailer, SmtpMailer};
 use crate::metrics::Metrics;
@@ -80,6 +82,11 @@ impl App {
             .reload(&db)
             .await
             .map_err(|error| anyhow::anyhow!("cannot load the allowed origins: {error:?}"))?;
+        let export_links = Arc::new(
+            ExportLinks::load(&db, &public_url_of(&settings))
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot load the link key: {error:?}"))?,
+        );
         let services = Services {
             db,
             bus,
@@ -90,8 +97,14 @@ impl App {
             rate_limiter: Arc::new(RateLimiter::open(settings.rate_limits.clone())?),
             origins,
             mailer: exporting.mailer.clone(),
+            export_links: export_links.clone(),
         };
-        let export_runner = Arc::new(exporting.runner(&settings, &services.db, &services.bus)?);
+        let export_runner = Arc::new(exporting.runner_with(
+            &settings,
+            &services.db,
+            &services.bus,
+            export_links,
+        )?);
         let schema = build_schema(services.clone(), &settings.limits);
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());
@@ -149,6 +162,12 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let instance = format!("{}-{}", std::process::id(), &random_secret("w")[2..10]);
+        // Files of attempts that died with an earlier process go first.
+        temp_files::spawn_sweeper(
+            self.export_runner.tmp_dir.clone(),
+            self.export_runner.settings.lease,
+            self.shutdown.clone(),
+        );
         let workers = WorkerPool::spawn(self.export_runner.clone(), &instance);
         let services = &self.services;
         services
@@ -219,9 +238,11 @@ impl ExportAdapters {
     /// S3 when `S3_BUCKET` is set, else a folder under DATA_DIR; SMTP when
     /// `SMTP_URL` is set, else `.eml` files. `given` adapters win.
     pub async fn open(settings: &Settings, given: Adapters) -> anyhow::Result<ExportAdapters> {
-        let local_store = match settings.s3 {
-            None => Some(Arc::new(open_local_store(settings)?)),
-            Some(_) => None,
+        // The embedded store only when it is the one exports go to: a
+        // given store, like S3, serves its own files.
+        let local_store = match (&given.store, &settings.s3) {
+            (None, None) => Some(Arc::new(open_local_store(settings)?)),
+            _ => None,
         };
         let store: Arc<dyn ExportStore> = match (given.store, &settings.s3, &local_store) {
             (Some(store), _, _) => store,
@@ -250,11 +271,25 @@ impl ExportAdapters {
         })
     }
 
-    pub fn runner(
+    /// A runner whose mailed links are signed with the database's key.
+    pub async fn runner(
         &self,
         settings: &Settings,
         db: &sea_orm::DatabaseConnection,
         bus: &Arc<dyn EventBus>,
+    ) -> anyhow::Result<ExportRunner> {
+        let links = ExportLinks::load(db, &public_url_of(settings))
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot load the link key: {error:?}"))?;
+        self.runner_with(settings, db, bus, Arc::new(links))
+    }
+
+    pub fn runner_with(
+        &self,
+        settings: &Settings,
+        db: &sea_orm::DatabaseConnection,
+        bus: &Arc<dyn EventBus>,
+        links: Arc<ExportLinks>,
     ) -> anyhow::Result<ExportRunner> {
         let tmp_dir = settings.data_dir.join("tmp");
         std::fs::create_dir_all(&tmp_dir)
@@ -266,8 +301,17 @@ impl ExportAdapters {
             bus: bus.clone(),
             settings: settings.exports.clone(),
             tmp_dir,
+            links,
         })
     }
+}
+
+/// The base of links to this server: PUBLIC_URL, else the listen address.
+fn public_url_of(settings: &Settings) -> String {
+    settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen_addr))
 }
 
 /// The embedded store: a folder under DATA_DIR whose files this server

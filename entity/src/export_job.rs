@@ -2,6 +2,35 @@
 
 use sea_orm::entity::prelude::*;
 
+/// Where an export is in its life. Stored as the upper-case name, as the
+/// rows written before this type existed hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum ExportStatus {
+    /// Waiting for a worker (first attempt, or a retry after a failure).
+    #[sea_orm(string_value = "QUEUED")]
+    Queued,
+    #[sea_orm(string_value = "RUNNING")]
+    Running,
+    /// The file is stored and the agent notified; the mail may still be due.
+    #[sea_orm(string_value = "COMPLETED")]
+    Completed,
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+}
+
+impl ExportStatus {
+    /// Whether the job has reached a state it never leaves.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ExportStatus::Completed | ExportStatus::Failed | ExportStatus::Cancelled
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "export_jobs")]
 pub struct Model {
@@ -13,8 +42,7 @@ pub struct Model {
     /// Contacts created in [range_from, range_to) are exported.
     pub range_from: DateTimeUtc,
     pub range_to: DateTimeUtc,
-    /// QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED.
-    pub status: String,
+    pub status: ExportStatus,
     pub attempts: i32,
     pub max_attempts: i32,
     /// Not claimed before this time (backoff between attempts).
@@ -49,6 +77,9 @@ pub struct Model {
     pub columns: Option<Json>,
     /// The IANA zone times are written in; null for UTC.
     pub time_zone: Option<String>,
+    /// The S3 multipart upload the running attempt started and has not
+    /// finished: a worker taking the job over aborts it.
+    pub upload_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

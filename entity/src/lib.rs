@@ -14,4 +14,5 @@ pub mod notification;
 pub mod password_reset;
 pub mod project;
 pub mod project_allowed_origin;
+pub mod server_secret;
 pub mod visitor;

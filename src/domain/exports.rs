@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{export_job, membership};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -19,11 +20,7 @@ use crate::domain::ids::new_id;
 use crate::domain::locks;
 use crate::error::{AppError, AppResult};
 
-pub const QUEUED: &str = "QUEUED";
-pub const RUNNING: &str = "RUNNING";
-pub const COMPLETED: &str = "COMPLETED";
-pub const FAILED: &str = "FAILED";
-pub const CANCELLED: &str = "CANCELLED";
+pub use entity::export_job::ExportStatus;
 
 /// A half-open range of creation times, [from, to).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +113,7 @@ pub async fn request_export(
     let active = export_job::Entity::find()
         .filter(export_job::Column::ProjectId.eq(access.project_id()))
         .filter(export_job::Column::RequestedBy.eq(access.agent_id()))
-        .filter(export_job::Column::Status.is_in([QUEUED, RUNNING]))
+        .filter(export_job::Column::Status.is_in([ExportStatus::Queued, ExportStatus::Running]))
         .count(&txn)
         .await?;
     if active >= MAX_ACTIVE_EXPORTS_PER_AGENT {
@@ -144,7 +141,7 @@ fn new_job(
         requested_by: Set(access.agent_id()),
         range_from: Set(range.from),
         range_to: Set(range.to),
-        status: Set(QUEUED.to_owned()),
+        status: Set(ExportStatus::Queued),
         attempts: Set(0),
         max_attempts: Set(max_attempts),
         run_after: Set(now),
@@ -168,6 +165,7 @@ fn new_job(
         filter: Set(choices.stored_filter()),
         columns: Set(choices.columns.to_stored()),
         time_zone: Set(choices.stored_zone()),
+        upload_id: Set(None),
     }
 }
 
@@ -237,62 +235,74 @@ pub async fn list(
     Ok((jobs, has_next))
 }
 
-/// Cancels a queued job at once; a running one is told to stop, and its
-/// worker removes the partial file and delivers nothing.
-pub async fn cancel(
-    db: &impl ConnectionTrait,
-    job: export_job::Model,
-) -> AppResult<export_job::Model> {
-    let now = Utc::now();
-    match job.status.as_str() {
-        QUEUED => {
-            let result = export_job::Entity::update_many()
-                .col_expr(
-                    export_job::Column::Status,
-                    sea_orm::sea_query::Expr::value(CANCELLED),
-                )
-                .col_expr(
-                    export_job::Column::FinishedAt,
-                    sea_orm::sea_query::Expr::value(now),
-                )
-                .col_expr(
-                    export_job::Column::UpdatedAt,
-                    sea_orm::sea_query::Expr::value(now),
-                )
-                .filter(export_job::Column::Id.eq(job.id))
-                .filter(export_job::Column::Status.eq(QUEUED))
-                .exec(db)
-                .await?;
-            if result.rows_affected == 0 {
-                // A worker claimed it meanwhile: ask it to stop instead.
-                return request_stop(db, job.id).await;
-            }
-        }
-        RUNNING => return request_stop(db, job.id).await,
-        _ => {
-            return Err(AppError::bad_input(
-                "id",
-                "only a queued or running export can be cancelled",
-            ));
-        }
-    }
-    reload(db, job.id).await
+/// Who may stop an export: the agent who asked for it, or an admin of its
+/// project.
+pub fn may_cancel(access: &ProjectAccess, job: &export_job::Model) -> bool {
+    access.project_id() == job.project_id
+        && (access.agent_id() == job.requested_by || access.role() == Role::Admin)
 }
 
-async fn request_stop(db: &impl ConnectionTrait, job_id: Uuid) -> AppResult<export_job::Model> {
-    export_job::Entity::update_many()
+/// Cancels an export that has not been delivered. A queued one is cancelled
+/// at once. A running one is flagged: its worker checks the flag before the
+/// upload and, in the statement that would mark it completed, before the
+/// delivery, so a cancel accepted here always ends CANCELLED with nothing
+/// delivered. The answer shows the job as it will end.
+pub async fn cancel(
+    db: &impl ConnectionTrait,
+    access: &ProjectAccess,
+    job: export_job::Model,
+) -> AppResult<export_job::Model> {
+    if !may_cancel(access, &job) {
+        return Err(AppError::Forbidden(
+            "only the agent who asked for an export or a project admin may cancel it",
+        ));
+    }
+    let now = Utc::now();
+    let queued_cancelled = export_job::Entity::update_many()
         .col_expr(
-            export_job::Column::CancelRequested,
-            sea_orm::sea_query::Expr::value(true),
+            export_job::Column::Status,
+            Expr::value(ExportStatus::Cancelled),
         )
-        .col_expr(
-            export_job::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(Utc::now()),
-        )
-        .filter(export_job::Column::Id.eq(job_id))
+        .col_expr(export_job::Column::FinishedAt, Expr::value(now))
+        .col_expr(export_job::Column::UpdatedAt, Expr::value(now))
+        .filter(export_job::Column::Id.eq(job.id))
+        .filter(export_job::Column::Status.eq(ExportStatus::Queued))
         .exec(db)
         .await?;
-    reload(db, job_id).await
+    if queued_cancelled.rows_affected == 0 {
+        // Running (or claimed since it was read): only the flag, and only
+        // while it is still running, so that a job completed meanwhile is
+        // refused below instead of reported as cancelled.
+        let flagged = export_job::Entity::update_many()
+            .col_expr(export_job::Column::CancelRequested, Expr::value(true))
+            .col_expr(export_job::Column::UpdatedAt, Expr::value(now))
+            .filter(export_job::Column::Id.eq(job.id))
+            .filter(export_job::Column::Status.eq(ExportStatus::Running))
+            .exec(db)
+            .await?;
+        if flagged.rows_affected == 0 {
+            let current = reload(db, job.id).await?;
+            return match current.status {
+                ExportStatus::Cancelled => {
+                    Err(AppError::bad_input("id", "the export is already cancelled"))
+                }
+                ExportStatus::Completed => Err(AppError::bad_input(
+                    "id",
+                    "the export is already completed and its link delivered; it can no longer be cancelled",
+                )),
+                _ => Err(AppError::bad_input(
+                    "id",
+                    "the export has already failed; there is nothing to cancel",
+                )),
+            };
+        }
+    }
+    let mut answer = reload(db, job.id).await?;
+    if answer.cancel_requested && answer.status == ExportStatus::Running {
+        // Its worker has yet to notice, but will end it so.
+        answer.status = ExportStatus::Cancelled;
+    }
+    Ok(answer)
 }
 
 pub async fn reload(db: &impl ConnectionTrait, job_id: Uuid) -> AppResult<export_job::Model> {

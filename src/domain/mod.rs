@@ -13,6 +13,7 @@ pub mod duplicates;
 pub mod email;
 pub mod events;
 pub mod export_choices;
+pub mod export_links;
 pub mod exports;
 pub mod fields;
 pub mod form_sync;

@@ -33,22 +33,15 @@ pub enum ExportStatus {
     Cancelled,
 }
 
-impl ExportStatus {
-    fn of(job: &export_job::Model) -> ExportStatus {
-        match job.status.as_str() {
-            exports::RUNNING => ExportStatus::Running,
-            exports::COMPLETED => ExportStatus::Completed,
-            exports::FAILED => ExportStatus::Failed,
-            exports::CANCELLED => ExportStatus::Cancelled,
-            _ => ExportStatus::Queued,
+impl From<exports::ExportStatus> for ExportStatus {
+    fn from(status: exports::ExportStatus) -> Self {
+        match status {
+            exports::ExportStatus::Queued => ExportStatus::Queued,
+            exports::ExportStatus::Running => ExportStatus::Running,
+            exports::ExportStatus::Completed => ExportStatus::Completed,
+            exports::ExportStatus::Failed => ExportStatus::Failed,
+            exports::ExportStatus::Cancelled => ExportStatus::Cancelled,
         }
-    }
-
-    fn is_final(self) -> bool {
-        matches!(
-            self,
-            ExportStatus::Completed | ExportStatus::Failed | ExportStatus::Cancelled
-        )
     }
 }
 
@@ -87,7 +80,7 @@ impl ExportJob {
     }
 
     async fn status(&self) -> ExportStatus {
-        ExportStatus::of(&self.0)
+        self.0.status.into()
     }
 
     async fn format(&self) -> ExportFormatView {
@@ -137,6 +130,14 @@ impl ExportJob {
         self.0.attempts
     }
 
+    /// The number of the attempt these figures belong to, from 1 (0 while
+    /// the job waits for its first). `rowsWritten` and `progress` never go
+    /// down within an attempt; a retry starts again from zero under the
+    /// next number.
+    async fn attempt(&self) -> i32 {
+        self.0.attempts
+    }
+
     /// Why the export failed (or why its last attempt failed, while retried).
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
@@ -164,7 +165,8 @@ impl ExportJob {
         // A completed job's row holds the key of the file it uploaded, so the
         // link is signed without asking the store, which a list would do
         // once per row.
-        let (Some(key), exports::COMPLETED) = (&self.0.object_key, self.0.status.as_str()) else {
+        let (Some(key), exports::ExportStatus::Completed) = (&self.0.object_key, self.0.status)
+        else {
             return Ok(None);
         };
         let services = services(ctx);
@@ -284,14 +286,16 @@ impl ExportMutation {
         Ok(ExportJob(job))
     }
 
-    /// Cancels a queued or running export: nothing is delivered and its
-    /// partial file is removed.
+    /// Cancels a queued or running export: nothing is delivered (a file
+    /// already uploaded is removed), and the answer's status is CANCELLED.
+    /// Only the agent who asked or a project admin may cancel; a completed
+    /// export can no longer be cancelled (BAD_USER_INPUT).
     async fn cancel_export(&self, ctx: &Context<'_>, id: ID) -> Result<ExportJob> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
-        let (job, _) =
+        let (job, access) =
             exports::find_for_agent(&services.db, agent.id, parse_id(&id, "id")?).await?;
-        let job = exports::cancel(&services.db, job).await?;
+        let job = exports::cancel(&services.db, &access, job).await?;
         services
             .bus
             .publish(Event::ExportUpdated(crate::domain::events::ExportUpdated {
@@ -349,7 +353,7 @@ impl ExportSubscription {
         Ok(stream::unfold(Some(states), |states| async move {
             let mut states = states?;
             let job = states.next().await?;
-            let more = (!ExportStatus::of(&job).is_final()).then_some(states);
+            let more = (!job.status.is_final()).then_some(states);
             Some((ExportJob(job), more))
         }))
     }

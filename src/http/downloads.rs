@@ -1,8 +1,8 @@
 //! `/exports/...`: export files of the embedded store, at signed, expiring
-//! links.
+//! links; `/export-downloads/<job>`: the mailed links, checked at each click.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::HttpState;
+use crate::domain::export_links::{self, LinkRefused};
 
 #[derive(Deserialize)]
 pub struct SignedLink {
@@ -34,7 +35,75 @@ pub async fn download(
             return (status, refused.to_string()).into_response();
         }
     };
-    let file = match tokio::fs::File::open(&path).await {
+    stream_file(&path, &key).await
+}
+
+/// How long the S3 link a mailed link redirects to works: long enough to
+/// start the download, too short to be worth passing on.
+const REDIRECT_LINK_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// A mailed export link. The signature and expiry come first; then the job
+/// must still be completed and its requester still a member of the project.
+/// The file is streamed from the embedded store, or the browser is sent to
+/// a fresh, short pre-signed S3 link.
+pub async fn export_link(
+    State(state): State<Arc<HttpState>>,
+    Path(job_id): Path<String>,
+    Query(link): Query<SignedLink>,
+) -> Response {
+    let services = &state.services;
+    let Ok(job_id) = uuid::Uuid::parse_str(&job_id) else {
+        return refused(LinkRefused::BadSignature);
+    };
+    if let Err(why) =
+        services
+            .export_links
+            .verify(job_id, link.expires, &link.signature, SystemTime::now())
+    {
+        return refused(why);
+    }
+    let key = match export_links::downloadable(&services.db, job_id).await {
+        Ok(Ok((_, key))) => key,
+        Ok(Err(why)) => return refused(why),
+        Err(error) => {
+            tracing::error!(?error, "cannot check an export link");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    if let Some(local) = &services.local_store {
+        return match local.stored_file(&key) {
+            Ok(path) => stream_file(&path, &key).await,
+            Err(_) => refused(LinkRefused::Unavailable),
+        };
+    }
+    match services.store.download_url(&key, REDIRECT_LINK_TTL).await {
+        Ok(presigned) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, presigned.url),
+                (header::CACHE_CONTROL, "private, no-store".to_owned()),
+            ],
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot sign a download link");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+fn refused(why: LinkRefused) -> Response {
+    let status = StatusCode::from_u16(why.status_code()).unwrap_or(StatusCode::FORBIDDEN);
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        format!("{why}\n"),
+    )
+        .into_response()
+}
+
+async fn stream_file(path: &std::path::Path, key: &str) -> Response {
+    let file = match tokio::fs::File::open(path).await {
         Ok(file) => file,
         Err(_) => return StatusCode::NOT_FOUND.into_response(),
     };
@@ -43,7 +112,7 @@ pub async fn download(
         [
             (
                 header::CONTENT_TYPE,
-                crate::domain::export_choices::ExportFormat::of_key(&key)
+                crate::domain::export_choices::ExportFormat::of_key(key)
                     .content_type()
                     .to_owned(),
             ),

@@ -66,6 +66,7 @@ pub fn router(state: HttpState) -> Router {
             get(playground::asset),
         )
         .route("/exports/{*key}", get(downloads::download))
+        .route("/export-downloads/{job_id}", get(downloads::export_link))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(state)

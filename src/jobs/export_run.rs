@@ -18,16 +18,18 @@ use crate::config::ExportSettings;
 use crate::domain::access::{self, Role};
 use crate::domain::events::{Event, ExportUpdated, NotificationCreated};
 use crate::domain::export_choices::ExportFormat;
-use crate::domain::exports::ExportChoices;
+use crate::domain::export_links::ExportLinks;
+use crate::domain::exports::{ExportChoices, ExportStatus};
 use crate::domain::notifications::{self, NewNotification};
 use crate::error::AppError;
 use crate::jobs::export_format::{WriteError, create_writer};
 use crate::jobs::export_layout::ExportLayout;
 use crate::jobs::export_source::{ExportSource, read_ahead};
 use crate::jobs::queue;
+use crate::jobs::temp_files::TempFile;
 use crate::mail::{Mailer, OutgoingMail};
 use crate::pubsub::EventBus;
-use crate::storage::{ExportStore, StorageError};
+use crate::storage::{ExportStore, StorageError, UploadJournal};
 
 /// How often progress is pushed to subscribers at most.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -91,19 +93,6 @@ impl Control {
     }
 }
 
-/// Removes the temporary file however the run ends.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Err(error) = std::fs::remove_file(&self.0)
-            && error.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(%error, path = %self.0.display(), "cannot remove a temporary export file");
-        }
-    }
-}
-
 pub struct ExportRunner {
     pub db: DatabaseConnection,
     pub store: Arc<dyn ExportStore>,
@@ -111,11 +100,51 @@ pub struct ExportRunner {
     pub bus: Arc<dyn EventBus>,
     pub settings: ExportSettings,
     pub tmp_dir: PathBuf,
+    /// Signs the links that are mailed; they point at this server.
+    pub links: Arc<ExportLinks>,
 }
 
 pub fn object_key(job: &export_job::Model) -> String {
     let format = ExportFormat::from_stored(&job.format);
     format!("{}/{}.{}", job.project_id, job.id, format.extension())
+}
+
+/// The temporary file of the job's current attempt.
+pub fn temp_path(tmp_dir: &Path, job: &export_job::Model) -> PathBuf {
+    let format = ExportFormat::from_stored(&job.format);
+    tmp_dir.join(format!(
+        "export-{}-{}.{}",
+        job.id,
+        job.attempts,
+        format.extension()
+    ))
+}
+
+/// Writes the multipart upload an attempt starts into its job's row.
+struct JobUploadJournal<'a> {
+    db: &'a DatabaseConnection,
+    job_id: uuid::Uuid,
+    worker: &'a str,
+    key: &'a str,
+}
+
+#[async_trait::async_trait]
+impl UploadJournal for JobUploadJournal<'_> {
+    async fn multipart_started(&self, upload_id: &str) -> Result<(), StorageError> {
+        let unrecorded = |detail: String| StorageError::Unavailable {
+            operation: "record the multipart upload",
+            key: self.key.to_owned(),
+            detail,
+            source: None,
+        };
+        match queue::record_upload_in_flight(self.db, self.job_id, self.worker, Some(upload_id))
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(unrecorded("the job was taken over".into())),
+            Err(error) => Err(unrecorded(format!("{error:?}"))),
+        }
+    }
 }
 
 impl ExportRunner {
@@ -133,12 +162,21 @@ impl ExportRunner {
         worker: &str,
         control: &Control,
     ) -> Result<(), RunError> {
-        if job.status == crate::domain::exports::COMPLETED {
+        if job.status == ExportStatus::Completed {
             return self.send_mail(job, worker).await;
         }
         control.check()?;
+        // Published at the claim: a new attempt is an event of its own,
+        // with its number and its progress back at zero.
         self.announce(job);
         let key = object_key(job);
+        if let Some(upload_id) = &job.upload_id {
+            // The attempt before this one died with an upload in flight.
+            self.abort_dead_upload(job, &key, upload_id).await;
+        }
+        // A cancel accepted while an earlier attempt ran (or waited for a
+        // retry) holds for this one too.
+        self.check_not_cancelled(job).await?;
         let already_uploaded = match &job.object_key {
             Some(stored) => self.store.exists(stored).await.map_err(storage_error)?,
             None => false,
@@ -161,10 +199,13 @@ impl ExportRunner {
             ));
         }
         // The status and the agent's notification land together: whoever
-        // sees COMPLETED also finds the notification.
+        // sees COMPLETED also finds the notification. The completion itself
+        // reads the cancel flag, so a cancel accepted until this statement
+        // still wins, and nothing is delivered.
         let txn = self.db.begin().await?;
         if !queue::mark_completed(&txn, job.id, worker).await? {
-            return Err(RunError::LeaseLost);
+            txn.rollback().await?;
+            return Err(self.why_not_completed(job).await);
         }
         let done = crate::domain::exports::reload(&txn, job.id).await?;
         let note = notifications::create(
@@ -180,6 +221,11 @@ impl ExportRunner {
         )
         .await?;
         txn.commit().await?;
+        tracing::info!(
+            rows = done.rows_written,
+            bytes = done.file_bytes,
+            "export completed"
+        );
         self.announce(&done);
         self.bus
             .publish(Event::NotificationCreated(NotificationCreated {
@@ -188,6 +234,61 @@ impl ExportRunner {
                 notification_id: note.id,
             }));
         self.send_mail(&done, worker).await
+    }
+
+    /// A completion refused by the row: cancelled, or no longer this
+    /// worker's job.
+    async fn why_not_completed(&self, job: &export_job::Model) -> RunError {
+        match queue::cancel_requested(&self.db, job.id).await {
+            Ok(true) => RunError::Cancelled,
+            Ok(false) => RunError::LeaseLost,
+            Err(error) => error.into(),
+        }
+    }
+
+    /// Stops a cancelled run from going further, by the row rather than the
+    /// heartbeat's last reading.
+    async fn check_not_cancelled(&self, job: &export_job::Model) -> Result<(), RunError> {
+        if queue::cancel_requested(&self.db, job.id).await? {
+            return Err(RunError::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Aborts the multipart upload a dead attempt left unfinished, whose
+    /// parts would otherwise stay in the bucket (and be paid for).
+    async fn abort_dead_upload(&self, job: &export_job::Model, key: &str, upload_id: &str) {
+        match self.store.abort_upload(key, upload_id).await {
+            Ok(()) => {
+                tracing::info!(upload_id, "aborted the unfinished upload of a dead attempt");
+                if let Err(error) = queue::forget_upload(&self.db, job.id, upload_id).await {
+                    tracing::warn!(?error, "cannot record the aborted upload");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, upload_id, "cannot abort the unfinished upload of a dead attempt");
+            }
+        }
+    }
+
+    /// Removes what a cancelled or refused run may have stored: the object
+    /// and an upload still in flight.
+    pub async fn remove_undelivered(&self, job_id: uuid::Uuid) {
+        let Ok(current) = crate::domain::exports::reload(&self.db, job_id).await else {
+            return;
+        };
+        let key = current
+            .object_key
+            .clone()
+            .unwrap_or_else(|| object_key(&current));
+        if let Some(upload_id) = &current.upload_id
+            && let Err(error) = self.store.abort_upload(&key, upload_id).await
+        {
+            tracing::warn!(%error, upload_id, "cannot abort the upload of a cancelled export");
+        }
+        if let Err(error) = self.store.delete(&key).await {
+            tracing::warn!(%error, "cannot remove an undelivered export");
+        }
     }
 
     async fn write_and_upload(
@@ -218,13 +319,8 @@ impl ExportRunner {
         queue::record_progress(&self.db, job.id, worker, 0, total).await?;
         self.announce(job);
 
-        let path = self.tmp_dir.join(format!(
-            "export-{}-{}.{}",
-            job.id,
-            job.attempts,
-            choices.format.extension()
-        ));
-        let _cleanup = TempFile(path.clone());
+        let path = temp_path(&self.tmp_dir, job);
+        let _cleanup = TempFile::new(path.clone());
         let mut writer = {
             let (path, scratch) = (path.clone(), self.tmp_dir.clone());
             blocking(&path.clone(), move || {
@@ -269,10 +365,17 @@ impl ExportRunner {
         }
         blocking(&path, move || writer.finish()).await?;
         control.check()?;
+        self.check_not_cancelled(job).await?;
 
+        let journal = JobUploadJournal {
+            db: &self.db,
+            job_id: job.id,
+            worker,
+            key,
+        };
         let stored = self
             .store
-            .put_file(key, &path, choices.format.content_type())
+            .put_file_journaled(key, &path, choices.format.content_type(), &journal)
             .await
             .map_err(storage_error)?;
         if !queue::record_upload(&self.db, job.id, worker, key, stored.size as i64, written).await?
@@ -302,11 +405,16 @@ impl ExportRunner {
         let outcome = self.mail_link(job).await;
         match outcome {
             Ok(()) => {
+                tracing::info!("export link mailed");
                 queue::mark_mail_sent(&self.db, job.id, worker).await?;
             }
             Err(reason) => {
                 let attempt = job.mail_attempts as u32 + 1;
-                tracing::warn!(job = %job.id, attempt, reason, "export mail not sent; will retry");
+                tracing::warn!(
+                    mail_attempt = attempt,
+                    reason,
+                    "export mail not sent; will retry"
+                );
                 let retry_in = backoff(self.settings.retry_base, attempt);
                 queue::mail_failed(&self.db, job.id, worker, &reason, retry_in).await?;
             }
@@ -315,17 +423,14 @@ impl ExportRunner {
     }
 
     async fn mail_link(&self, job: &export_job::Model) -> Result<(), String> {
-        let key = job.object_key.clone().unwrap_or_else(|| object_key(job));
         let agent = agent::Entity::find_by_id(job.requested_by)
             .one(&self.db)
             .await
             .map_err(|error| format!("database: {error}"))?
             .ok_or("the agent no longer exists")?;
-        let link = self
-            .store
-            .download_url(&key, self.settings.link_ttl)
-            .await
-            .map_err(|error| format!("link: {error}"))?;
+        // The mailed link points at this server, which checks at each click
+        // that the agent may still have the file (see `export_links`).
+        let link = self.links.link(job.id, self.settings.link_ttl);
         let expires: DateTime<Utc> = link.expires_at.into();
         let text_body = format!(
             "Hello {},\n\nyour export of {} contacts (created from {} to {}) is ready:\n\n{}\n\nThe link works until {}.\n",

@@ -198,7 +198,8 @@ pub fn read_ahead(
     chunk_rows: u64,
 ) -> mpsc::Receiver<Batch> {
     let (batches, receiver) = mpsc::channel(1);
-    tokio::spawn(async move {
+    // The reader's lines belong to the job too.
+    let reading = async move {
         let mut after = None;
         loop {
             match source.send_chunk(&db, after, chunk_rows, &batches).await {
@@ -210,7 +211,8 @@ pub fn read_ahead(
                 }
             }
         }
-    });
+    };
+    tokio::spawn(tracing::Instrument::in_current_span(reading));
     receiver
 }
 

@@ -6,5 +6,6 @@ pub mod export_layout;
 pub mod export_run;
 pub mod export_source;
 pub mod queue;
+pub mod temp_files;
 pub mod worker;
 pub mod xlsx_export;

@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::domain::exports::{CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING};
+use crate::domain::exports::ExportStatus;
 use crate::error::{AppError, AppResult};
 
 fn lease_end(lease: Duration) -> AppResult<DateTime<Utc>> {
@@ -25,17 +25,17 @@ fn runnable(now: DateTime<Utc>) -> Condition {
     Condition::any()
         .add(
             Condition::all()
-                .add(export_job::Column::Status.eq(QUEUED))
+                .add(export_job::Column::Status.eq(ExportStatus::Queued))
                 .add(export_job::Column::RunAfter.lte(now)),
         )
         .add(
             Condition::all()
-                .add(export_job::Column::Status.eq(RUNNING))
+                .add(export_job::Column::Status.eq(ExportStatus::Running))
                 .add(export_job::Column::LeaseExpiresAt.lt(now)),
         )
         .add(
             Condition::all()
-                .add(export_job::Column::Status.eq(COMPLETED))
+                .add(export_job::Column::Status.eq(ExportStatus::Completed))
                 .add(export_job::Column::MailSentAt.is_null())
                 .add(export_job::Column::RunAfter.lte(now))
                 .add(
@@ -101,9 +101,12 @@ async fn claim_matching(
             Expr::value(lease_end(lease)?),
         )
         .col_expr(export_job::Column::UpdatedAt, Expr::value(now));
-    if job.status != COMPLETED {
+    if job.status != ExportStatus::Completed {
         update = update
-            .col_expr(export_job::Column::Status, Expr::value(RUNNING))
+            .col_expr(
+                export_job::Column::Status,
+                Expr::value(ExportStatus::Running),
+            )
             .col_expr(
                 export_job::Column::Attempts,
                 Expr::col(export_job::Column::Attempts).add(1),
@@ -112,6 +115,17 @@ async fn claim_matching(
                 export_job::Column::StartedAt,
                 Expr::value(job.started_at.unwrap_or(now)),
             );
+        if job.object_key.is_none() {
+            // A new attempt writes the file from the start: its progress
+            // starts at zero with it, instead of seeming to go backwards
+            // within the attempt.
+            update = update
+                .col_expr(export_job::Column::RowsWritten, Expr::value(0i64))
+                .col_expr(
+                    export_job::Column::RowsTotal,
+                    Expr::value(Option::<i64>::None),
+                );
+        }
     }
     let claimed = update
         .filter(export_job::Column::Id.eq(job.id))
@@ -151,7 +165,7 @@ pub async fn heartbeat(
         )
         .filter(export_job::Column::Id.eq(job_id))
         .filter(export_job::Column::LeaseOwner.eq(worker))
-        .filter(export_job::Column::Status.is_in([RUNNING, COMPLETED]))
+        .filter(export_job::Column::Status.is_in([ExportStatus::Running, ExportStatus::Completed]))
         .exec(db)
         .await?;
     if extended.rows_affected == 0 {
@@ -199,13 +213,70 @@ pub async fn record_progress(
     rows_written: i64,
     rows_total: i64,
 ) -> AppResult<bool> {
+    // Never backwards within an attempt: a late, smaller count is dropped.
+    let moved = guarded(job_id, worker)
+        .filter(export_job::Column::RowsWritten.lte(rows_written))
+        .col_expr(export_job::Column::RowsWritten, Expr::value(rows_written))
+        .col_expr(export_job::Column::RowsTotal, Expr::value(rows_total))
+        .exec(db)
+        .await?;
+    if moved.rows_affected == 1 {
+        return Ok(true);
+    }
+    still_held(db, job_id, worker).await
+}
+
+/// Whether `worker` still holds the job.
+async fn still_held(db: &impl ConnectionTrait, job_id: Uuid, worker: &str) -> AppResult<bool> {
+    Ok(export_job::Entity::find_by_id(job_id)
+        .filter(export_job::Column::LeaseOwner.eq(worker))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Whether a cancel of the job was accepted, read from the row itself: the
+/// run asks right before it uploads, not only at heartbeats.
+pub async fn cancel_requested(db: &impl ConnectionTrait, job_id: Uuid) -> AppResult<bool> {
+    Ok(export_job::Entity::find_by_id(job_id)
+        .one(db)
+        .await?
+        .is_some_and(|job| job.cancel_requested))
+}
+
+/// Remembers the multipart upload the attempt has started (or, with none,
+/// that it finished or was aborted), so that a worker taking the job over
+/// after a crash can abort it.
+pub async fn record_upload_in_flight(
+    db: &impl ConnectionTrait,
+    job_id: Uuid,
+    worker: &str,
+    upload_id: Option<&str>,
+) -> AppResult<bool> {
     apply(
         db,
-        guarded(job_id, worker)
-            .col_expr(export_job::Column::RowsWritten, Expr::value(rows_written))
-            .col_expr(export_job::Column::RowsTotal, Expr::value(rows_total)),
+        guarded(job_id, worker).col_expr(export_job::Column::UploadId, Expr::value(upload_id)),
     )
     .await
+}
+
+/// Forgets an unfinished upload that was aborted; not guarded by the lease,
+/// since the worker that started it is gone.
+pub async fn forget_upload(
+    db: &impl ConnectionTrait,
+    job_id: Uuid,
+    upload_id: &str,
+) -> AppResult<()> {
+    export_job::Entity::update_many()
+        .col_expr(
+            export_job::Column::UploadId,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(export_job::Column::Id.eq(job_id))
+        .filter(export_job::Column::UploadId.eq(upload_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Remembers the uploaded object, so that a rerun after a crash delivers it
@@ -222,6 +293,10 @@ pub async fn record_upload(
         db,
         guarded(job_id, worker)
             .col_expr(export_job::Column::ObjectKey, Expr::value(object_key))
+            .col_expr(
+                export_job::Column::UploadId,
+                Expr::value(Option::<String>::None),
+            )
             .col_expr(export_job::Column::FileBytes, Expr::value(file_bytes))
             .col_expr(export_job::Column::RowsWritten, Expr::value(rows))
             .col_expr(export_job::Column::RowsTotal, Expr::value(rows)),
@@ -229,7 +304,9 @@ pub async fn record_upload(
     .await
 }
 
-/// The file is delivered; the lease stays so that the same run sends the mail.
+/// The file is delivered; the lease stays so that the same run sends the
+/// mail. Not once a cancel was accepted: the flag is read in this very
+/// statement, so a cancel and a completion cannot both succeed.
 pub async fn mark_completed(
     db: &impl ConnectionTrait,
     job_id: Uuid,
@@ -239,8 +316,12 @@ pub async fn mark_completed(
     apply(
         db,
         guarded(job_id, worker)
-            .filter(export_job::Column::Status.eq(RUNNING))
-            .col_expr(export_job::Column::Status, Expr::value(COMPLETED))
+            .filter(export_job::Column::Status.eq(ExportStatus::Running))
+            .filter(export_job::Column::CancelRequested.eq(false))
+            .col_expr(
+                export_job::Column::Status,
+                Expr::value(ExportStatus::Completed),
+            )
             .col_expr(export_job::Column::DeliveredAt, Expr::value(now))
             .col_expr(export_job::Column::FinishedAt, Expr::value(now))
             .col_expr(
@@ -307,7 +388,10 @@ pub async fn retry_later(
     apply(
         db,
         handing_back(job_id, worker)
-            .col_expr(export_job::Column::Status, Expr::value(QUEUED))
+            .col_expr(
+                export_job::Column::Status,
+                Expr::value(ExportStatus::Queued),
+            )
             .col_expr(export_job::Column::Error, Expr::value(truncate(error)))
             .col_expr(
                 export_job::Column::RunAfter,
@@ -322,10 +406,13 @@ pub async fn finish(
     db: &impl ConnectionTrait,
     job_id: Uuid,
     worker: &str,
-    status: &str,
+    status: ExportStatus,
     error: Option<&str>,
 ) -> AppResult<bool> {
-    debug_assert!(status == FAILED || status == CANCELLED);
+    debug_assert!(matches!(
+        status,
+        ExportStatus::Failed | ExportStatus::Cancelled
+    ));
     apply(
         db,
         handing_back(job_id, worker)
@@ -337,15 +424,20 @@ pub async fn finish(
 }
 
 /// Gives the job back at shutdown so that another instance takes it at once.
+/// The interrupted attempt keeps its number (the next one is a new attempt,
+/// its progress from zero), but does not count against the retries.
 pub async fn release(db: &impl ConnectionTrait, job_id: Uuid, worker: &str) -> AppResult<bool> {
     apply(
         db,
         handing_back(job_id, worker)
-            .filter(export_job::Column::Status.eq(RUNNING))
-            .col_expr(export_job::Column::Status, Expr::value(QUEUED))
+            .filter(export_job::Column::Status.eq(ExportStatus::Running))
             .col_expr(
-                export_job::Column::Attempts,
-                Expr::col(export_job::Column::Attempts).sub(1),
+                export_job::Column::Status,
+                Expr::value(ExportStatus::Queued),
+            )
+            .col_expr(
+                export_job::Column::MaxAttempts,
+                Expr::col(export_job::Column::MaxAttempts).add(1),
             ),
     )
     .await

@@ -8,12 +8,14 @@ use entity::export_job;
 use sea_orm::TransactionTrait as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use crate::domain::events::{Event, NotificationCreated};
-use crate::domain::exports::{self, CANCELLED, FAILED};
+use crate::domain::exports::ExportStatus;
 use crate::domain::notifications::{self, NewNotification};
-use crate::jobs::export_run::{Control, ExportRunner, RunError, backoff};
+use crate::jobs::export_run::{Control, ExportRunner, RunError, backoff, temp_path};
 use crate::jobs::queue::{self, Heartbeat};
+use crate::jobs::temp_files;
 
 pub struct WorkerPool {
     stop: watch::Sender<bool>,
@@ -47,7 +49,14 @@ async fn work(runner: Arc<ExportRunner>, worker: String, mut stopped: watch::Rec
     let poll = runner.settings.poll_interval;
     while !*stopped.borrow() {
         match queue::claim(&runner.db, &worker, runner.settings.lease).await {
-            Ok(Some(job)) => process(&runner, &worker, job, &mut stopped).await,
+            Ok(Some(job)) => {
+                // Every line of the job, in this task and those it spawns,
+                // names the job and the attempt.
+                let span = tracing::info_span!("export", job = %job.id, attempt = job.attempts);
+                process(&runner, &worker, job, &mut stopped)
+                    .instrument(span)
+                    .await
+            }
             Ok(None) => {
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
@@ -68,18 +77,18 @@ async fn process(
     job: export_job::Model,
     stopped: &mut watch::Receiver<bool>,
 ) {
-    let span = tracing::info_span!("export", job = %job.id, attempt = job.attempts);
-    let _entered = span.enter();
     let control = Arc::new(Control::default());
     let heartbeat = {
         let runner = runner.clone();
         let control = control.clone();
         let worker = worker.to_owned();
         let job_id = job.id;
-        tokio::spawn(async move {
+        let temp_file = temp_path(&runner.tmp_dir, &job);
+        let beating = async move {
             let every = runner.settings.lease / 3;
             loop {
                 tokio::time::sleep(every).await;
+                temp_files::keep_fresh(&temp_file);
                 match queue::heartbeat(&runner.db, job_id, &worker, runner.settings.lease).await {
                     Ok(Heartbeat::Held { cancel_requested }) => {
                         control
@@ -93,7 +102,8 @@ async fn process(
                     Err(error) => tracing::warn!(?error, "export heartbeat failed"),
                 }
             }
-        })
+        };
+        tokio::spawn(beating.in_current_span())
     };
     let outcome = tokio::select! {
         outcome = runner.run(&job, worker, &control) => Some(outcome),
@@ -102,6 +112,16 @@ async fn process(
     heartbeat.abort();
 
     let db = &runner.db;
+    // A cancel accepted before the run failed is what the agent was told
+    // would happen: the job ends CANCELLED, not FAILED or retried.
+    let outcome = match outcome {
+        Some(Err(RunError::Transient(_) | RunError::Permanent(_)))
+            if queue::cancel_requested(db, job.id).await.unwrap_or(false) =>
+        {
+            Some(Err(RunError::Cancelled))
+        }
+        other => other,
+    };
     let recorded = match outcome {
         None => queue::release(db, job.id, worker).await.map(|_| ()),
         Some(Ok(())) => Ok(()),
@@ -110,13 +130,9 @@ async fn process(
             Ok(())
         }
         Some(Err(RunError::Cancelled)) => {
-            if let Ok(current) = exports::reload(db, job.id).await
-                && let Some(key) = current.object_key
-                && let Err(error) = runner.store.delete(&key).await
-            {
-                tracing::warn!(%error, "cannot remove a cancelled export");
-            }
-            queue::finish(db, job.id, worker, CANCELLED, None)
+            runner.remove_undelivered(job.id).await;
+            tracing::info!("export cancelled; nothing was delivered");
+            queue::finish(db, job.id, worker, ExportStatus::Cancelled, None)
                 .await
                 .map(|_| ())
         }
@@ -147,7 +163,7 @@ async fn fail(
     // The status and the agent's notification land together: whoever sees
     // FAILED also finds the notification.
     let txn = runner.db.begin().await?;
-    if !queue::finish(&txn, job.id, worker, FAILED, Some(reason)).await? {
+    if !queue::finish(&txn, job.id, worker, ExportStatus::Failed, Some(reason)).await? {
         return Ok(());
     }
     let note = notifications::create(

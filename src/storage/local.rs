@@ -125,6 +125,13 @@ impl LocalStore {
         if unix_seconds(now) >= expires {
             return Err(DownloadRefused::Expired);
         }
+        self.stored_file(key)
+    }
+
+    /// The file stored under `key`, for a request the caller has checked
+    /// (an export link, whose own signature and access checks passed).
+    pub fn stored_file(&self, key: &str) -> Result<PathBuf, DownloadRefused> {
+        validate_key(key).map_err(|_| DownloadRefused::InvalidKey)?;
         let path = self.path_of(key);
         // Keys cannot contain `..`, but a symbolic link put in the folder by
         // someone else could still point outside it.

@@ -32,6 +32,27 @@ pub trait ExportStore: Send + Sync {
         content_type: &str,
     ) -> Result<StoredObject, StorageError>;
 
+    /// As [`ExportStore::put_file`], telling `journal` the id of a
+    /// multipart upload as soon as it starts, so that the upload can be
+    /// aborted by someone else if this process dies before finishing it.
+    async fn put_file_journaled(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+        journal: &dyn UploadJournal,
+    ) -> Result<StoredObject, StorageError> {
+        let _ = journal;
+        self.put_file(key, path, content_type).await
+    }
+
+    /// Aborts an unfinished multipart upload of `key`, dropping its parts;
+    /// aborting one that is gone (finished or aborted already) succeeds.
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        let _ = (key, upload_id);
+        Ok(())
+    }
+
     /// A link that downloads the object without other credentials until it
     /// expires `expires_in` from now.
     async fn download_url(
@@ -53,6 +74,15 @@ pub trait ExportStore: Send + Sync {
 
     /// A short name for logs: `s3` or `local`.
     fn kind(&self) -> &'static str;
+}
+
+/// Where an upload in progress is written down (the export job's row).
+#[async_trait]
+pub trait UploadJournal: Send + Sync {
+    /// A multipart upload with this id has started. An error stops the
+    /// upload (which is then aborted): one that nobody recorded could not
+    /// be cleaned up after a crash.
+    async fn multipart_started(&self, upload_id: &str) -> Result<(), StorageError>;
 }
 
 /// What [`ExportStore::put_file`] stored.

@@ -215,6 +215,28 @@ impl S3Store {
         &self.bucket
     }
 
+    async fn put(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+        journal: Option<&dyn super::UploadJournal>,
+    ) -> Result<StoredObject, StorageError> {
+        let object_key = self.object_key(key)?;
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| StorageError::io(format!("reading {}", path.display()), e))?
+            .len();
+        // An empty file cannot be a multipart upload: there would be no part.
+        if size > 0 && size >= self.multipart_threshold {
+            self.put_multipart(key, &object_key, path, size, content_type, journal)
+                .await
+        } else {
+            self.put_single(key, &object_key, path, size, content_type)
+                .await
+        }
+    }
+
     async fn put_single(
         &self,
         key: &str,
@@ -251,6 +273,7 @@ impl S3Store {
         path: &Path,
         size: u64,
         content_type: &str,
+        journal: Option<&dyn super::UploadJournal>,
     ) -> Result<StoredObject, StorageError> {
         let created = self
             .client
@@ -273,10 +296,18 @@ impl S3Store {
             });
         };
 
-        match self
-            .upload_parts(key, object_key, &upload_id, path, size)
-            .await
-        {
+        let recorded = match journal {
+            Some(journal) => journal.multipart_started(&upload_id).await,
+            None => Ok(()),
+        };
+        let uploaded = match recorded {
+            Ok(()) => {
+                self.upload_parts(key, object_key, &upload_id, path, size)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match uploaded {
             Ok(etag) => Ok(StoredObject {
                 key: key.to_owned(),
                 size,
@@ -374,18 +405,34 @@ impl ExportStore for S3Store {
         path: &Path,
         content_type: &str,
     ) -> Result<StoredObject, StorageError> {
+        self.put(key, path, content_type, None).await
+    }
+
+    async fn put_file_journaled(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+        journal: &dyn super::UploadJournal,
+    ) -> Result<StoredObject, StorageError> {
+        self.put(key, path, content_type, Some(journal)).await
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
         let object_key = self.object_key(key)?;
-        let size = tokio::fs::metadata(path)
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(object_key)
+            .upload_id(upload_id)
+            .send()
             .await
-            .map_err(|e| StorageError::io(format!("reading {}", path.display()), e))?
-            .len();
-        // An empty file cannot be a multipart upload: there would be no part.
-        if size > 0 && size >= self.multipart_threshold {
-            self.put_multipart(key, &object_key, path, size, content_type)
-                .await
-        } else {
-            self.put_single(key, &object_key, path, size, content_type)
-                .await
+        {
+            Ok(_) => Ok(()),
+            // Finished or aborted already: nothing is left to clean.
+            Err(error) if error.code() == Some("NoSuchUpload") => Ok(()),
+            Err(error) => Err(classify("abort multipart upload", key, error)),
         }
     }
 

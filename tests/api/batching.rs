@@ -51,7 +51,7 @@ async fn completed_export(app: &TestApp, project_id: &str, requested_by: &str, n
         requested_by: Set(Uuid::parse_str(requested_by).expect("an agent id")),
         range_from: Set(now - chrono::Duration::days(1)),
         range_to: Set(now),
-        status: Set("COMPLETED".into()),
+        status: Set(export_job::ExportStatus::Completed),
         attempts: Set(1),
         max_attempts: Set(5),
         run_after: Set(now),
@@ -75,6 +75,7 @@ async fn completed_export(app: &TestApp, project_id: &str, requested_by: &str, n
         filter: Set(None),
         columns: Set(None),
         time_zone: Set(None),
+        upload_id: Set(None),
     }
     .insert(db)
     .await

@@ -752,7 +752,7 @@ async fn sigterm_finishes_requests_closes_websockets_and_requeues_exports() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(job.status, "QUEUED", "{job:?}");
+    assert_eq!(job.status, export_job::ExportStatus::Queued, "{job:?}");
     assert_eq!(job.lease_owner, None, "{job:?}");
     assert_eq!(job.lease_expires_at, None, "{job:?}");
     assert!(server.log().contains("shutting down"), "{}", server.log());

@@ -9,6 +9,7 @@ mod chats;
 mod contacts;
 mod cost;
 mod export_files;
+mod export_jobs;
 mod exports;
 mod forms;
 mod fuzz;

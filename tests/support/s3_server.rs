@@ -11,11 +11,16 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub const ACCESS_KEY: &str = "test-access-key";
@@ -33,7 +38,95 @@ pub struct S3TestServer {
     /// A bucket created at start.
     pub bucket: String,
     root: tempfile::TempDir,
+    uploads: Arc<UploadGate>,
     task: Option<JoinHandle<()>>,
+}
+
+/// Requests that write object data: PutObject and UploadPart (a PUT on a
+/// key, not on the bucket itself, and not a copy).
+fn is_upload(request: &hyper::Request<Incoming>) -> bool {
+    request.method() == hyper::Method::PUT
+        && request.uri().path().trim_matches('/').contains('/')
+        && !request.headers().contains_key("x-amz-copy-source")
+}
+
+/// Holds uploads until released, or refuses them with 503, to play a slow
+/// or failing S3 at a chosen moment; uploads pass straight through
+/// otherwise.
+#[derive(Default)]
+pub struct UploadGate {
+    holding: AtomicBool,
+    held: AtomicUsize,
+    arrived: Notify,
+    released: Notify,
+    to_refuse: AtomicUsize,
+}
+
+impl UploadGate {
+    /// Uploads from now on wait until [`UploadGate::release`].
+    pub fn hold(&self) {
+        self.holding.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets the held uploads (and later ones) through.
+    pub fn release(&self) {
+        self.holding.store(false, Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
+
+    /// Waits until an upload is being held, and gives how many are.
+    pub async fn wait_for_held(&self) -> usize {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let arrived = self.arrived.notified();
+            let held = self.held.load(Ordering::SeqCst);
+            if held > 0 {
+                return held;
+            }
+            tokio::time::timeout_at(deadline, arrived)
+                .await
+                .expect("no upload reached the S3 server within 30 s");
+        }
+    }
+
+    /// The next `count` uploads are answered 503 Service Unavailable.
+    pub fn refuse(&self, count: usize) {
+        self.to_refuse.store(count, Ordering::SeqCst);
+    }
+
+    /// How many uploads are still to be refused.
+    pub fn left_to_refuse(&self) -> usize {
+        self.to_refuse.load(Ordering::SeqCst)
+    }
+
+    async fn admit(&self) -> Option<s3s::HttpResponse> {
+        let refused = self
+            .to_refuse
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if refused {
+            let mut answer = hyper::Response::new(s3s::Body::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ServiceUnavailable</Code><Message>held down by the test</Message></Error>".to_owned(),
+            ));
+            *answer.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+            return Some(answer);
+        }
+        if self.holding.load(Ordering::SeqCst) {
+            self.held.fetch_add(1, Ordering::SeqCst);
+            loop {
+                let released = self.released.notified();
+                self.arrived.notify_waiters();
+                if !self.holding.load(Ordering::SeqCst) {
+                    break;
+                }
+                released.await;
+            }
+            self.held.fetch_sub(1, Ordering::SeqCst);
+        }
+        None
+    }
 }
 
 impl S3TestServer {
@@ -52,6 +145,19 @@ impl S3TestServer {
 
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
+        let uploads = Arc::new(UploadGate::default());
+        let gate = uploads.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let (service, gate) = (service.clone(), gate.clone());
+            async move {
+                if is_upload(&request)
+                    && let Some(refusal) = gate.admit().await
+                {
+                    return Ok(refusal);
+                }
+                hyper::service::Service::call(&service, request).await
+            }
+        });
         let task = tokio::spawn(async move {
             // Connections live in this set: aborting the accept task drops
             // it, which aborts every open (keep-alive) connection too, so a
@@ -83,8 +189,32 @@ impl S3TestServer {
             region: REGION.to_owned(),
             bucket: bucket.to_owned(),
             root,
+            uploads,
             task: Some(task),
         }
+    }
+
+    /// What the server does with uploads (PutObject, UploadPart).
+    pub fn uploads(&self) -> &UploadGate {
+        &self.uploads
+    }
+
+    /// The ids of the multipart uploads started and neither completed nor
+    /// aborted, as s3s-fs keeps them (one `.upload-<id>.json` per upload).
+    pub fn unfinished_uploads(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.root.path())
+            .expect("the server's folder")
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                Some(
+                    name.strip_prefix(".upload-")?
+                        .strip_suffix(".json")?
+                        .to_owned(),
+                )
+            })
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// The folder holding the buckets.
