@@ -49,6 +49,8 @@ pub struct Model {
     pub columns: Option<Json>,
     /// The IANA zone times are written in; null for UTC.
     pub time_zone: Option<String>,
+    /// When retention deleted the finished file; its links answer 410 Gone.
+    pub file_expired_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

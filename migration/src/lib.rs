@@ -13,6 +13,7 @@ mod m20261125_000007_project_allowed_origins;
 mod m20261201_000008_server_issued_visitors;
 mod m20261201_000009_accounts;
 mod m20261201_000010_export_choices;
+mod m20261201_000012_export_file_retention;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_server_issued_visitors::Migration),
             Box::new(m20261201_000009_accounts::Migration),
             Box::new(m20261201_000010_export_choices::Migration),
+            Box::new(m20261201_000012_export_file_retention::Migration),
         ]
     }
 }

@@ -75,6 +75,7 @@ async fn completed_export(app: &TestApp, project_id: &str, requested_by: &str, n
         filter: Set(None),
         columns: Set(None),
         time_zone: Set(None),
+        file_expired_at: Set(None),
     }
     .insert(db)
     .await
