@@ -15,7 +15,7 @@ use super::{Retention, RetentionReport};
 
 /// The advisory lock a retention pass holds on PostgreSQL; any fixed number
 /// that nothing else locks ("retentio").
-const RETENTION_LOCK_KEY: i64 = 0x7265_7465_6e74_696f;
+pub const RETENTION_LOCK_KEY: i64 = 0x7265_7465_6e74_696f;
 
 /// Runs a pass now and then every `interval`, until `shutdown`.
 pub fn spawn(

@@ -10,7 +10,9 @@ use entity::{
     access_token, export_job, invitation, membership::Role, notification, password_reset,
 };
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Database, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -366,4 +368,48 @@ async fn zero_keeps_things_for_ever() {
     })
     .await;
     assert!(exists::<notification::Entity>(&app, ancient_notification).await);
+}
+
+/// On PostgreSQL a pass runs under an advisory lock: while something else
+/// holds it, no instance deletes anything; once it is free, one does.
+#[tokio::test]
+async fn instances_wait_for_the_retention_lock_on_postgres() {
+    use contacts::retention::schedule::RETENTION_LOCK_KEY;
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = spawn_app_with(frequent_retention).await;
+    if app.app_services.db.get_database_backend() != DbBackend::Postgres {
+        println!("SQLite: one file is one server's; the retention lock is checked on PostgreSQL");
+        return;
+    }
+    let second = app.another_instance(Default::default()).await;
+    let ana = app.agent("ana").await;
+    // A connection of its own holds the lock, as a running pass would.
+    let holder = Database::connect(app.settings.database_url.as_str())
+        .await
+        .unwrap();
+    holder
+        .execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT pg_advisory_lock({RETENTION_LOCK_KEY})"),
+        ))
+        .await
+        .unwrap();
+    let old_token = insert!(app, token_row(id(&ana.id), ago(30), None));
+    // Several passes of both instances would have run in this time.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(exists::<access_token::Entity>(&app, old_token).await);
+
+    holder
+        .execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT pg_advisory_unlock({RETENTION_LOCK_KEY})"),
+        ))
+        .await
+        .unwrap();
+    eventually("a pass once the lock is free", || async {
+        !exists::<access_token::Entity>(&app, old_token).await
+    })
+    .await;
+    holder.close().await.unwrap();
+    drop(second);
 }
