@@ -38,11 +38,15 @@ pub struct RetentionReport {
 
 impl RetentionReport {
     pub fn deleted_anything(&self) -> bool {
-        *self
-            != RetentionReport {
-                export_files_failed: self.export_files_failed,
-                ..RetentionReport::default()
-            }
+        let deleted = [
+            self.access_tokens,
+            self.password_resets,
+            self.invitations,
+            self.notifications,
+            self.export_files,
+            self.mail_files,
+        ];
+        deleted.iter().any(|&count| count > 0)
     }
 }
 

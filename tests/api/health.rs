@@ -49,14 +49,19 @@ async fn readyz_reports_a_stopped_smtp_or_s3_server_as_down() {
     let (status, body) = readyz(&app).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unavailable");
-    assert_eq!(body["checks"]["smtp"], "down: unreachable", "{body}");
+    let down = |check: &Value| {
+        check
+            .as_str()
+            .is_some_and(|text| text.starts_with("down: "))
+    };
+    assert!(down(&body["checks"]["smtp"]), "{body}");
     assert_eq!(body["checks"]["s3"], "ok");
     assert_eq!(body["checks"]["database"], "ok");
 
     outside.s3.stop().await;
     let (status, body) = readyz(&app).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["checks"]["s3"], "down: unreachable", "{body}");
+    assert!(down(&body["checks"]["s3"]), "{body}");
     // Short reasons only: no addresses, hosts or error text.
     assert!(!body.to_string().contains("127.0.0.1"), "{body}");
 
