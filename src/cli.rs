@@ -276,6 +276,9 @@ async fn export_now(
         .map_err(operator_error)?;
     let bus: std::sync::Arc<dyn crate::pubsub::EventBus> =
         std::sync::Arc::new(crate::pubsub::InProcessBus::default());
+    // The same base as the server's links: PUBLIC_URL, else LISTEN_ADDR.
+    crate::public_url::link_base(settings.public_url.as_deref(), settings.listen_addr)
+        .warn_if_guessed(settings.listen_addr);
     let adapters = crate::startup::ExportAdapters::open(settings, Default::default()).await?;
     let runner = adapters.runner(settings, &db, &bus).await?;
     let worker = "command-line";

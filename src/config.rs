@@ -60,6 +60,40 @@ pub struct Settings {
     pub slow_request: Duration,
     /// Where `/metrics` is served on its own; none: beside the API.
     pub metrics_addr: Option<SocketAddr>,
+    pub retention: RetentionSettings,
+}
+
+/// What the service deletes once it has served its purpose, and when. A
+/// `None` period keeps that kind for ever.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// How often a retention run starts; none: never.
+    pub interval: Option<Duration>,
+    /// How long expired or revoked access tokens, expired or used password
+    /// resets, and accepted, revoked or expired invitations are kept.
+    pub finished_tokens: Option<Duration>,
+    /// How long notifications are kept after they were created.
+    pub notifications: Option<Duration>,
+    /// How long an export's file is kept after the export finished.
+    pub export_files: Option<Duration>,
+    /// How long `.eml` files of the file mailer are kept.
+    pub mail_files: Option<Duration>,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            interval: Some(Duration::from_secs(3600)),
+            finished_tokens: Some(days(7)),
+            notifications: Some(days(90)),
+            export_files: Some(days(7)),
+            mail_files: Some(days(30)),
+        }
+    }
+}
+
+const fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 24 * 3600)
 }
 
 /// Invitations, password resets and key rotation.
@@ -182,7 +216,7 @@ impl Settings {
             .clone()
             .or_else(|| self.agent_app_origins.first().cloned())
             .or_else(|| self.public_url.clone())
-            .unwrap_or_else(|| format!("http://{}", self.listen_addr))
+            .unwrap_or_else(|| crate::public_url::link_base(None, self.listen_addr).url)
     }
 
     /// Settings from the process environment.
@@ -359,7 +393,7 @@ impl Settings {
             log_format,
             limits,
             token_ttl: Duration::from_secs(token_ttl_hours * 3600),
-            bootstrap_owner: true,
+            bootstrap_owner: switch_or(&var, "BOOTSTRAP_OWNER", true)?,
             geo,
             trusted_proxies,
             ip_retention,
@@ -384,8 +418,34 @@ impl Settings {
                 .map(|address| address.parse())
                 .transpose()
                 .context("METRICS_ADDR must be an address like 127.0.0.1:9090")?,
+            retention: retention_from(&var)?,
         })
     }
+}
+
+/// The retention periods; each `0` keeps that kind for ever.
+fn retention_from(var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<RetentionSettings> {
+    let defaults = RetentionSettings::default();
+    let period = |name: &str, unit: Duration, default: Option<Duration>| -> anyhow::Result<_> {
+        let units_default = default.map_or(0, |period| period.as_secs() / unit.as_secs());
+        let units: u64 = parse_or(var, name, units_default)?;
+        Ok((units > 0).then(|| unit * u32::try_from(units).unwrap_or(u32::MAX)))
+    };
+    Ok(RetentionSettings {
+        interval: period(
+            "RETENTION_INTERVAL_MINUTES",
+            Duration::from_secs(60),
+            defaults.interval,
+        )?,
+        finished_tokens: period("TOKEN_RETENTION_DAYS", days(1), defaults.finished_tokens)?,
+        notifications: period(
+            "NOTIFICATION_RETENTION_DAYS",
+            days(1),
+            defaults.notifications,
+        )?,
+        export_files: period("EXPORT_FILE_RETENTION_DAYS", days(1), defaults.export_files)?,
+        mail_files: period("MAIL_FILE_RETENTION_DAYS", days(1), defaults.mail_files)?,
+    })
 }
 
 /// The embedded default database: a SQLite file inside the data folder.
@@ -553,6 +613,33 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn retention_has_defaults_and_zero_keeps_for_ever() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.retention, RetentionSettings::default());
+        assert_eq!(defaults.retention.export_files, Some(days(7)));
+        assert!(defaults.bootstrap_owner);
+        let given = settings(&[
+            ("RETENTION_INTERVAL_MINUTES", "5"),
+            ("TOKEN_RETENTION_DAYS", "0"),
+            ("NOTIFICATION_RETENTION_DAYS", "30"),
+            ("EXPORT_FILE_RETENTION_DAYS", "2"),
+            ("MAIL_FILE_RETENTION_DAYS", "0"),
+            ("BOOTSTRAP_OWNER", "false"),
+        ])
+        .unwrap();
+        assert_eq!(given.retention.interval, Some(Duration::from_secs(300)));
+        assert_eq!(given.retention.finished_tokens, None);
+        assert_eq!(given.retention.notifications, Some(days(30)));
+        assert_eq!(given.retention.export_files, Some(days(2)));
+        assert_eq!(given.retention.mail_files, None);
+        assert!(!given.bootstrap_owner);
+        let error = settings(&[("EXPORT_FILE_RETENTION_DAYS", "a week")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("EXPORT_FILE_RETENTION_DAYS"), "{error}");
     }
 
     #[test]

@@ -23,7 +23,9 @@ use crate::mail::{FileMailer, Mailer, SmtpMailer};
 use crate::metrics::Metrics;
 use crate::protection::origins::OriginPolicy;
 use crate::protection::rate_limit::RateLimiter;
+use crate::public_url::link_base;
 use crate::pubsub::{EventBus, InProcessBus, PgNotifyBus};
+use crate::retention::{self, Retention};
 use crate::services::Services;
 use crate::storage::{ExportStore, LocalStore, S3Store};
 
@@ -62,9 +64,9 @@ impl App {
         let bound = listener
             .local_addr()
             .context("the listener has no address")?;
-        settings
-            .public_url
-            .get_or_insert_with(|| format!("http://{bound}"));
+        let links = link_base(settings.public_url.as_deref(), bound);
+        links.warn_if_guessed(bound);
+        settings.public_url = Some(links.url);
         let db =
             db::connect_with(&settings.database_url, settings.database_acquire_timeout).await?;
         db::migrate(&db).await?;
@@ -73,6 +75,11 @@ impl App {
                 .await
                 .map_err(|error| anyhow::anyhow!("cannot create the first owner: {error:?}"))?
         } else {
+            if crate::domain::agents::count(&db).await.unwrap_or(1) == 0 {
+                tracing::warn!(
+                    "BOOTSTRAP_OWNER is off and no agent exists: create one with `contacts create-agent`"
+                );
+            }
             None
         };
         let bus = open_bus(&db).await?;
@@ -197,6 +204,15 @@ impl App {
                 }
             });
         }
+        if let Some(interval) = services.settings.retention.interval {
+            let retention = Arc::new(Retention {
+                db: services.db.clone(),
+                store: services.store.clone(),
+                mail_dir: services.settings.data_dir.join("mail"),
+                settings: services.settings.retention.clone(),
+            });
+            retention::schedule::spawn(retention, interval, self.shutdown.clone());
+        }
         let stopping = self.shutdown.clone();
         let signal = async move {
             shutdown.await;
@@ -318,11 +334,8 @@ fn public_url_of(settings: &Settings) -> String {
 /// hands out at signed links. The signing key is kept beside them so that
 /// links survive a restart.
 fn open_local_store(settings: &Settings) -> anyhow::Result<LocalStore> {
-    // Without PUBLIC_URL, links point at the address this server is bound to.
-    let public_url = settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", settings.listen_addr));
+    // Without PUBLIC_URL, links point at the address this server listens on.
+    let public_url = link_base(settings.public_url.as_deref(), settings.listen_addr).url;
     let key_path = settings.data_dir.join("link-signing.key");
     let secret = match std::fs::read_to_string(&key_path) {
         Ok(secret) if secret.trim().len() >= 32 => secret.trim().to_owned(),

@@ -80,6 +80,8 @@ pub struct Model {
     /// The S3 multipart upload the running attempt started and has not
     /// finished: a worker taking the job over aborts it.
     pub upload_id: Option<String>,
+    /// When retention deleted the finished file; its links answer 410 Gone.
+    pub file_expired_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ mod m20261201_000008_server_issued_visitors;
 mod m20261201_000009_accounts;
 mod m20261201_000010_export_choices;
 mod m20261201_000011_export_delivery;
+mod m20261201_000012_export_file_retention;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_accounts::Migration),
             Box::new(m20261201_000010_export_choices::Migration),
             Box::new(m20261201_000011_export_delivery::Migration),
+            Box::new(m20261201_000012_export_file_retention::Migration),
         ]
     }
 }

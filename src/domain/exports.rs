@@ -166,6 +166,7 @@ fn new_job(
         columns: Set(choices.columns.to_stored()),
         time_zone: Set(choices.stored_zone()),
         upload_id: Set(None),
+        file_expired_at: Set(None),
     }
 }
 
@@ -312,9 +313,42 @@ pub async fn reload(db: &impl ConnectionTrait, job_id: Uuid) -> AppResult<export
         .ok_or(AppError::NotFound("export"))
 }
 
+/// When retention deleted the file stored under `key`, if it did: keys
+/// are `<project>/<job>.<extension>`, so the job is found by its id, and
+/// only a job whose file that was answers.
+pub async fn file_expiry_of_key(
+    db: &impl ConnectionTrait,
+    key: &str,
+) -> AppResult<Option<DateTime<Utc>>> {
+    let Some(job_id) = job_id_of_key(key) else {
+        return Ok(None);
+    };
+    let job = export_job::Entity::find_by_id(job_id).one(db).await?;
+    Ok(job
+        .filter(|job| job.object_key.as_deref() == Some(key))
+        .and_then(|job| job.file_expired_at))
+}
+
+fn job_id_of_key(key: &str) -> Option<Uuid> {
+    let file = key.rsplit('/').next()?;
+    let stem = file.split('.').next()?;
+    Uuid::parse_str(stem).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_job_id_is_read_from_the_key() {
+        let id = Uuid::now_v7();
+        assert_eq!(
+            job_id_of_key(&format!("{}/{id}.csv", Uuid::now_v7())),
+            Some(id)
+        );
+        assert_eq!(job_id_of_key(&format!("{id}.xlsx")), Some(id));
+        assert_eq!(job_id_of_key("project/not-an-id.csv"), None);
+    }
 
     #[test]
     fn instants_and_calendar_dates() {

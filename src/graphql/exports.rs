@@ -160,8 +160,18 @@ impl ExportJob {
         self.0.mail_sent_at
     }
 
+    /// When retention deleted the file (`EXPORT_FILE_RETENTION_DAYS` after
+    /// the export finished); from then on there is no `downloadUrl` and
+    /// the links sent earlier answer 410 Gone. Ask for a new export instead.
+    async fn file_expired_at(&self) -> Option<DateTime<Utc>> {
+        self.0.file_expired_at
+    }
+
     /// A fresh, short-lived link to the file, while it exists.
     async fn download_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if self.0.file_expired_at.is_some() {
+            return Ok(None);
+        }
         // A completed job's row holds the key of the file it uploaded, so the
         // link is signed without asking the store, which a list would do
         // once per row.

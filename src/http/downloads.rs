@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use super::HttpState;
 use crate::domain::export_links::{self, LinkRefused};
+use crate::domain::exports;
+use crate::storage::DownloadRefused;
 
 #[derive(Deserialize)]
 pub struct SignedLink {
@@ -29,6 +31,14 @@ pub async fn download(
     };
     let path = match store.verify_download(&key, link.expires, &link.signature, SystemTime::now()) {
         Ok(path) => path,
+        // A link this server signed, to a file that is gone or a link that
+        // ran out: if retention deleted the file, no new link will help,
+        // and the answer says so.
+        Err(DownloadRefused::NotFound | DownloadRefused::Expired)
+            if let Some(expired_at) = file_expiry(&state, &key).await =>
+        {
+            return gone(expired_at);
+        }
         Err(refused) => {
             let status =
                 StatusCode::from_u16(refused.status_code()).unwrap_or(StatusCode::FORBIDDEN);
@@ -70,6 +80,9 @@ pub async fn export_link(
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
+    if let Some(expired_at) = file_expiry(&state, &key).await {
+        return gone(expired_at);
+    }
     if let Some(local) = &services.local_store {
         return match local.stored_file(&key) {
             Ok(path) => stream_file(&path, &key).await,
@@ -90,6 +103,28 @@ pub async fn export_link(
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
+}
+
+async fn file_expiry(state: &HttpState, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    match exports::file_expiry_of_key(&state.services.db, key).await {
+        Ok(expired_at) => expired_at,
+        Err(error) => {
+            tracing::warn!(?error, "cannot tell whether an export file expired");
+            None
+        }
+    }
+}
+
+fn gone(expired_at: chrono::DateTime<chrono::Utc>) -> Response {
+    (
+        StatusCode::GONE,
+        [(header::CACHE_CONTROL, "no-store")],
+        format!(
+            "This export file has expired: it was deleted on {} after the retention period. Ask for a new export.\n",
+            expired_at.format("%Y-%m-%d %H:%M UTC")
+        ),
+    )
+        .into_response()
 }
 
 fn refused(why: LinkRefused) -> Response {

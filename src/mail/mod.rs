@@ -33,6 +33,12 @@ pub struct OutgoingMail {
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, message: OutgoingMail) -> Result<(), MailError>;
+
+    /// Whether the mail server answers, for the readiness probe; `None` for
+    /// a mailer with no server (files).
+    async fn check_remote(&self) -> Option<Result<(), MailError>> {
+        None
+    }
 }
 
 /// Why a message was not sent.

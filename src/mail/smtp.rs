@@ -92,6 +92,16 @@ impl Mailer for SmtpMailer {
         );
         Ok(())
     }
+
+    async fn check_remote(&self) -> Option<Result<(), MailError>> {
+        Some(match self.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MailError::Config(
+                "the SMTP server did not answer NOOP".into(),
+            )),
+            Err(error) => Err(error),
+        })
+    }
 }
 
 #[cfg(test)]

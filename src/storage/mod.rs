@@ -74,6 +74,12 @@ pub trait ExportStore: Send + Sync {
 
     /// A short name for logs: `s3` or `local`.
     fn kind(&self) -> &'static str;
+
+    /// Whether a store on another machine answers, for the readiness probe;
+    /// `None` for a store on this machine, which has nothing to probe.
+    async fn check_remote(&self) -> Option<Result<(), StorageError>> {
+        None
+    }
 }
 
 /// Where an upload in progress is written down (the export job's row).

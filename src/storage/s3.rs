@@ -460,6 +460,18 @@ impl ExportStore for S3Store {
         })
     }
 
+    async fn check_remote(&self) -> Option<Result<(), StorageError>> {
+        let answered = self
+            .client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("check the bucket", &self.bucket, e));
+        Some(answered)
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, StorageError> {
         let object_key = self.object_key(key)?;
         match self

@@ -76,6 +76,7 @@ async fn completed_export(app: &TestApp, project_id: &str, requested_by: &str, n
         columns: Set(None),
         time_zone: Set(None),
         upload_id: Set(None),
+        file_expired_at: Set(None),
     }
     .insert(db)
     .await

@@ -126,6 +126,9 @@ async fn fresh_settings() -> (Settings, TestDatabase, TempDir) {
     settings.data_dir = data_dir.path().to_path_buf();
     settings.database_url = database_url;
     settings.bootstrap_owner = false;
+    // Tests that age rows on purpose opt in (tests/api/retention.rs); a pass
+    // at start would race the others' fixtures.
+    settings.retention.interval = None;
     settings.exports.poll_interval = std::time::Duration::from_millis(100);
     settings.exports.retry_base = std::time::Duration::from_millis(100);
     (settings, database, data_dir)

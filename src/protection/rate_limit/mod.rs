@@ -82,6 +82,11 @@ pub trait Limiter: Send + Sync {
     async fn settle_login(&self, email: &str, ip: &str, outcome: LoginOutcome);
     /// Periodic cleanup of what the store cannot expire by itself.
     fn housekeeping(&self) {}
+    /// Whether a shared store (Redis) answers, for the readiness probe;
+    /// `None` when the counts are in this instance's memory.
+    async fn check_remote(&self) -> Option<Result<(), String>> {
+        None
+    }
 }
 
 pub struct RateLimiter {
@@ -103,6 +108,12 @@ impl RateLimiter {
             None => Arc::new(MemoryLimiter::new(&settings)),
         };
         Ok(RateLimiter { settings, store })
+    }
+
+    /// Whether the shared store answers; `None` without one (see
+    /// [`Limiter::check_remote`]).
+    pub async fn check_remote(&self) -> Option<Result<(), String>> {
+        self.store.check_remote().await
     }
 
     /// A `startChat` for the project with `project_key`, counted before the

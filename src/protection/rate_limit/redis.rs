@@ -242,6 +242,25 @@ impl Limiter for RedisLimiter {
     fn housekeeping(&self) {
         self.fallback.housekeeping();
     }
+
+    async fn check_remote(&self) -> Option<Result<(), String>> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        Some(match tokio::time::timeout(REDIS_TIMEOUT * 4, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) if error.is_timeout() => Err("timed out".to_owned()),
+            Ok(Err(error))
+                if error.is_io_error()
+                    || error.is_connection_refusal()
+                    || error.is_connection_dropped() =>
+            {
+                Err("unreachable".to_owned())
+            }
+            Ok(Err(_)) => Err("refused the PING".to_owned()),
+            Err(_) => Err("timed out".to_owned()),
+        })
+    }
 }
 
 #[cfg(test)]
