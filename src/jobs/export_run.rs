@@ -382,6 +382,7 @@ impl ExportRunner {
         {
             return Err(RunError::LeaseLost);
         }
+        tracing::info!(rows = written, bytes = stored.size, key, "export uploaded");
         Ok(())
     }
 

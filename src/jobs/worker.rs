@@ -52,7 +52,12 @@ async fn work(runner: Arc<ExportRunner>, worker: String, mut stopped: watch::Rec
             Ok(Some(job)) => {
                 // Every line of the job, in this task and those it spawns,
                 // names the job and the attempt.
-                let span = tracing::info_span!("export", job = %job.id, attempt = job.attempts);
+                let span = tracing::info_span!(
+                    "export",
+                    job = %job.id,
+                    project = %job.project_id,
+                    attempt = job.attempts
+                );
                 process(&runner, &worker, job, &mut stopped)
                     .instrument(span)
                     .await
@@ -77,6 +82,11 @@ async fn process(
     job: export_job::Model,
     stopped: &mut watch::Receiver<bool>,
 ) {
+    tracing::info!(
+        format = %job.format,
+        max_attempts = job.max_attempts,
+        "export attempt started"
+    );
     let control = Arc::new(Control::default());
     let heartbeat = {
         let runner = runner.clone();

@@ -601,7 +601,13 @@ async fn each_log_line_of_concurrent_jobs_names_its_own_job() {
         .filter(|line| !line.trim().is_empty())
         .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
         .collect();
-    for message in ["export completed", "export link mailed", "mail sent"] {
+    for message in [
+        "export attempt started",
+        "export uploaded",
+        "export completed",
+        "export link mailed",
+        "mail sent",
+    ] {
         let attributed: Vec<Option<&str>> = lines
             .iter()
             .filter(|line| line["fields"]["message"] == message)
@@ -615,10 +621,26 @@ async fn each_log_line_of_concurrent_jobs_names_its_own_job() {
         assert_eq!(attributed.len(), 2, "{message}: {attributed:?}\n{log}");
         assert_eq!(named, job_ids, "{message}: {attributed:?}\n{log}");
     }
-    // Whatever a job's span covers names that job and its attempt.
+    // Whatever a job's span covers names that job, its project and its attempt.
     for line in lines.iter().filter(|line| line["span"]["name"] == "export") {
         assert!(job_ids.contains(job_of(line).unwrap()), "{line}");
+        assert_eq!(line["span"]["project"], project_id, "{line}");
         assert_eq!(line["span"]["attempt"], 1, "{line}");
+    }
+    // The upload and the delivery say how much was exported.
+    for message in ["export uploaded", "export completed"] {
+        for line in lines
+            .iter()
+            .filter(|line| line["fields"]["message"] == message)
+        {
+            assert_eq!(line["fields"]["rows"], 0, "{line}");
+            assert!(
+                line["fields"]["bytes"]
+                    .as_u64()
+                    .is_some_and(|bytes| bytes > 0),
+                "{line}"
+            );
+        }
     }
     // The signing key of the links never reaches the log.
     let key: String = {
