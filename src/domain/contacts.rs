@@ -60,22 +60,67 @@ pub async fn recent_chats(
         .await?)
 }
 
-/// A page of a contact's chats, newest first, after the chat `after`.
+/// Where a page of a contact's chats resumes: after this chat, in the
+/// chats' order (newest first). Opaque to clients; it carries the start
+/// time so that the next page needs no statement to find the chat again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatCursor {
+    started_at: chrono::DateTime<Utc>,
+    id: Uuid,
+}
+
+/// Chat cursors are small; anything longer is not one of ours.
+const MAX_CHAT_CURSOR_LEN: usize = 100;
+
+impl ChatCursor {
+    pub fn of(chat: &chat::Model) -> ChatCursor {
+        ChatCursor {
+            started_at: chat.started_at,
+            id: chat.id,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        // Nanoseconds: SQLite keeps them, and the cursor must compare equal
+        // to the stored value to resume exactly after it.
+        let raw = serde_json::json!(["chat", self.started_at.timestamp_nanos_opt(), self.id]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.to_string())
+    }
+
+    /// Reads a cursor made by `encode`; `input` names the argument.
+    pub fn decode(raw: &str, input: &str) -> AppResult<ChatCursor> {
+        use base64::Engine;
+        let invalid = || AppError::bad_input(input, "is not a cursor of this contact's chats");
+        if raw.len() > MAX_CHAT_CURSOR_LEN {
+            return Err(invalid());
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| invalid())?;
+        let (tag, nanos, id): (String, i64, Uuid) =
+            serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        if tag != "chat" {
+            return Err(invalid());
+        }
+        Ok(ChatCursor {
+            started_at: chrono::DateTime::from_timestamp_nanos(nanos),
+            id,
+        })
+    }
+}
+
+/// A page of a contact's chats, newest first, after the cursor `after`.
 /// Returns the chats and whether more follow.
 pub async fn chats_page(
     db: &impl ConnectionTrait,
     contact_id: Uuid,
     first: u64,
-    after: Uuid,
+    after: ChatCursor,
 ) -> AppResult<(Vec<chat::Model>, bool)> {
     // Scoped: its `min` and `max` would shadow those of integers.
     use sea_orm::sea_query::ExprTrait;
     let first = Ord::min(first, MAX_CHATS_PER_PAGE);
-    let after = chat::Entity::find_by_id(after)
-        .filter(chat::Column::ContactId.eq(contact_id))
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::bad_input("after", "is not a chat of this contact"))?;
     let mut chats = chat::Entity::find()
         .filter(chat::Column::ContactId.eq(contact_id))
         .filter(
@@ -597,6 +642,22 @@ mod tests {
             },
         ] {
             assert_eq!(parse_location(bad).unwrap_err().code(), "BAD_USER_INPUT");
+        }
+    }
+
+    #[test]
+    fn chat_cursors_round_trip_to_the_nanosecond_and_refuse_anything_else() {
+        let cursor = ChatCursor {
+            started_at: chrono::DateTime::from_timestamp_nanos(1_780_000_000_123_456_789),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(
+            ChatCursor::decode(&cursor.encode(), "after").unwrap(),
+            cursor
+        );
+        for raw in ["", "garbage", &cursor.id.to_string(), &"a".repeat(500)] {
+            let error = ChatCursor::decode(raw, "after").unwrap_err();
+            assert_eq!(error.code(), "BAD_USER_INPUT", "{raw}");
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::contact_list::{
     ContactFilter, ContactList, ContactOrder, ContactPage, Direction, FilterInput, PageArgs,
     PageRequest, SortField,
 };
-use crate::domain::contacts::{self, ContactEdit, MAX_NESTED_PAGE, location_of};
+use crate::domain::contacts::{self, ChatCursor, ContactEdit, MAX_NESTED_PAGE, location_of};
 use crate::domain::dates::{self, Side};
 use crate::domain::events::{ContactChangeKind, ContactChanges, Event};
 use crate::domain::history;
@@ -88,22 +88,22 @@ impl Contact {
         self.0.updated_at
     }
 
-    /// The contact's chats, newest first. For the next page, pass the id
-    /// of the last chat received as `after`.
+    /// The contact's chats, newest first, a page at a time (at most 100).
+    /// For the next page, pass the `endCursor` of this one as `after`.
     async fn chats(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20, validator(minimum = 1, maximum = 100))] first: u64,
-        after: Option<ID>,
-    ) -> Result<Vec<Chat>> {
-        let (chats, _) = match after {
+        after: Option<String>,
+    ) -> Result<ChatConnection> {
+        let (chats, has_next_page) = match after {
             None => first_chats(ctx, self.0.id, first).await?,
             Some(after) => {
-                let after = parse_id(&after, "after")?;
+                let after = ChatCursor::decode(&after, "after")?;
                 contacts::chats_page(&services(ctx).db, self.0.id, first, after).await?
             }
         };
-        Ok(chats.into_iter().map(Chat).collect())
+        Ok(ChatConnection::new(chats, has_next_page))
     }
 
     /// The chat the contact started last.
@@ -170,6 +170,43 @@ async fn first_chats(
         .load_one(key)
         .await?
         .unwrap_or_default())
+}
+
+/// A page of a contact's chats (a Relay connection).
+#[derive(SimpleObject)]
+pub struct ChatConnection {
+    pub edges: Vec<ChatEdge>,
+    pub page_info: PageInfo,
+}
+
+impl ChatConnection {
+    fn new(chats: Vec<entity::chat::Model>, has_next_page: bool) -> Self {
+        let edges: Vec<ChatEdge> = chats
+            .into_iter()
+            .map(|chat| ChatEdge {
+                cursor: ChatCursor::of(&chat).encode(),
+                node: Chat(chat),
+            })
+            .collect();
+        ChatConnection {
+            page_info: PageInfo {
+                // Pages are read forwards from the newest chat only.
+                has_previous_page: false,
+                has_next_page,
+                start_cursor: edges.first().map(|edge| edge.cursor.clone()),
+                end_cursor: edges.last().map(|edge| edge.cursor.clone()),
+            },
+            edges,
+        }
+    }
+}
+
+/// One chat of a page, with the cursor to continue after it.
+#[derive(SimpleObject)]
+pub struct ChatEdge {
+    /// Pass as `after` to continue after this chat.
+    pub cursor: String,
+    pub node: Chat,
 }
 
 /// A page of a contact's history.
