@@ -1,5 +1,6 @@
 //! The GraphQL schema: one module per feature, merged into the roots here.
 
+pub mod arguments;
 pub mod auth;
 pub mod chats;
 pub mod contact_updates;
@@ -81,6 +82,11 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
         .extension(cost::RowCostLimit::new(
             cost::CostModel::of_served_schema(),
             limits.max_query_cost,
+        ))
+        // Registered after the cost limit so that it checks first: a page
+        // size out of range is named as such, not as a costly document.
+        .extension(arguments::ArgumentCheck::new(
+            arguments::ArgumentRules::of_served_schema(),
         ))
         .limit_recursive_depth(32)
         .limit_directives(20)
