@@ -19,7 +19,7 @@ use crate::domain::events::{ContactChangeKind, ContactChanges, Event};
 use crate::domain::history;
 use crate::domain::ids::parse_id;
 use crate::domain::{duplicates, merge};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::graphql::chats::Chat;
 use crate::graphql::context::{project_access, require_agent, services};
 use crate::graphql::loaders::{FirstOf, Loaders};
@@ -152,7 +152,10 @@ impl Contact {
         };
         Ok(ContactHistory {
             end_cursor: events.last().map(|event| ID(event.id.to_string())),
-            events: events.into_iter().map(ContactEvent::from).collect(),
+            events: events
+                .into_iter()
+                .map(ContactEvent::try_from)
+                .collect::<AppResult<_>>()?,
             has_next_page,
         })
     }
@@ -223,31 +226,72 @@ pub struct ContactHistory {
 #[derive(SimpleObject)]
 pub struct ContactEvent {
     pub id: ID,
-    /// CREATED, FORM_SYNC, AGENT_EDIT, MERGE, LOCATION_CHANGE, DELETED, ...
-    pub kind: String,
-    /// VISITOR, AGENT or SYSTEM.
-    pub actor_type: String,
-    /// The agent, or the chat of the visitor, that made the change.
+    /// What happened to the contact.
+    pub kind: ContactEventKind,
+    /// Who or what made the change.
+    pub actor_type: ActorType,
+    /// The agent, or the chat of the visitor, that made the change; null
+    /// for the service itself.
     pub actor_id: Option<ID>,
+    /// The changed field (`name`, `email`, `phone`, `company`, `location`,
+    /// or a custom attribute's key); null for a creation or deletion.
     pub field: Option<String>,
+    /// The value before the change; null when the field was empty.
     pub old_value: Option<Json<serde_json::Value>>,
+    /// The value after the change; null when the field was cleared.
     pub new_value: Option<Json<serde_json::Value>>,
+    /// When the change was made.
     pub created_at: DateTime<Utc>,
 }
 
-impl From<contact_event::Model> for ContactEvent {
-    fn from(event: contact_event::Model) -> Self {
-        ContactEvent {
+impl TryFrom<contact_event::Model> for ContactEvent {
+    type Error = AppError;
+
+    fn try_from(event: contact_event::Model) -> AppResult<Self> {
+        let (kind, actor_type) = history::kinds_of(&event)?;
+        Ok(ContactEvent {
             id: ID(event.id.to_string()),
-            kind: event.kind,
-            actor_type: event.actor_type,
+            kind: kind.into(),
+            actor_type: actor_type.into(),
             actor_id: event.actor_id.map(|id| ID(id.to_string())),
             field: event.field,
             old_value: event.old_value.map(Json),
             new_value: event.new_value.map(Json),
             created_at: event.created_at,
-        }
+        })
     }
+}
+
+/// What happened to a contact in one event of its history.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "history::EventKind")]
+pub enum ContactEventKind {
+    /// The contact was created, by a visitor's first chat.
+    Created,
+    /// A visitor's answer to the contact form filled a field.
+    FormSync,
+    /// An agent changed a field.
+    AgentEdit,
+    /// Another contact was merged into this one.
+    Merge,
+    /// The location changed: an IP lookup, or an agent's correction.
+    LocationChange,
+    /// The site's verified identity of the visitor filled fields.
+    Identified,
+    /// The contact was deleted.
+    Deleted,
+}
+
+/// Who or what made a change to a contact.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "history::ActorType")]
+pub enum ActorType {
+    /// The visitor, through the chat's contact form (`actorId` is the chat).
+    Visitor,
+    /// An agent of the project (`actorId` is the agent).
+    Agent,
+    /// The service itself: IP lookups, merges by verified identity.
+    System,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]

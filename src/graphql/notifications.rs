@@ -1,7 +1,7 @@
 //! The caller's in-app notifications.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, ID, Object, Result, Subscription};
+use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
 use chrono::{DateTime, Utc};
 use entity::notification;
 use futures_util::{Stream, StreamExt};
@@ -16,6 +16,16 @@ use crate::graphql::loaders::{JobForAgent, Loaders};
 
 const MAX_PAGE: u64 = 100;
 
+/// What a notification is about.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "notifications::NotificationKind")]
+pub enum NotificationKind {
+    /// An export finished: `exportJob.downloadUrl` is the link.
+    ExportCompleted,
+    /// An export failed for good: `body` says why.
+    ExportFailed,
+}
+
 /// A notification of the agent who reads it.
 pub struct Notification(pub notification::Model);
 
@@ -25,9 +35,9 @@ impl Notification {
         ID(self.0.id.to_string())
     }
 
-    /// EXPORT_COMPLETED or EXPORT_FAILED.
-    async fn kind(&self) -> &str {
-        &self.0.kind
+    /// What the notification is about.
+    async fn kind(&self) -> Result<NotificationKind> {
+        Ok(notifications::NotificationKind::of(&self.0)?.into())
     }
 
     async fn title(&self) -> &str {

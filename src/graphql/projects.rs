@@ -70,12 +70,13 @@ impl Project {
         &self.model.public_key
     }
 
-    /// Signs identified visitors and server-to-server calls. Admins only.
-    async fn secret_key(&self) -> Result<&str> {
-        if self.access.role() != Role::Admin {
-            return Err(AppError::Forbidden("only project admins may read the secret key").into());
-        }
-        Ok(&self.model.secret_key)
+    /// The key the site's server signs identified visitors and
+    /// server-to-server `startChat` calls with. Admins only: null for
+    /// agents, so that a shared selection of fields works for both roles.
+    async fn secret_key(&self) -> Option<&str> {
+        self.access
+            .may_read_secret_key()
+            .then_some(self.model.secret_key.as_str())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
