@@ -17,6 +17,8 @@ use crate::domain::access::{self, ProjectAccess, Role};
 use crate::domain::duplicates;
 use crate::domain::events::{ContactChangeKind, ContactChanged, ContactChanges};
 use crate::domain::fields::{ContactField, FieldSource};
+use crate::domain::form_sync::{self, AttributeEdit};
+use crate::domain::forms::{self, Target};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
 use crate::error::{AppError, AppResult};
 use crate::geo::Location;
@@ -268,6 +270,8 @@ pub struct ContactEdit {
     pub phone: Option<Option<String>>,
     pub company: Option<Option<String>>,
     pub location: Option<Location>,
+    /// Custom attribute values, validated like the form's answers.
+    pub custom_attributes: Vec<AttributeEdit>,
 }
 
 impl ContactEdit {
@@ -340,6 +344,31 @@ pub async fn update_contact(
             values.push((field, value));
         }
     }
+    // Attributes are validated by the questions that fill them, read only
+    // when the edit has any.
+    let attribute_values = if edit.custom_attributes.is_empty() {
+        Vec::new()
+    } else {
+        let questions = forms::questions(&txn, contact.project_id).await?;
+        form_sync::parse_attribute_edits(&questions, &edit.custom_attributes, country.as_deref())?
+    };
+    let mut attributes = contact.custom_attributes.clone();
+    let mut attribute_sources = Vec::new();
+    for (key, value) in attribute_values {
+        let target = Target::Attribute(key.clone());
+        let old = target.current_value(&contact);
+        if value == old {
+            continue;
+        }
+        changes.push(FieldChange::new(target.source_key(), old, value.clone()));
+        if let Some(map) = attributes.as_object_mut() {
+            match &value {
+                Some(value) => map.insert(key, value.clone()),
+                None => map.remove(&key),
+            };
+        }
+        attribute_sources.push((target.source_key(), value.is_some()));
+    }
     let location_change = location
         .as_ref()
         .filter(|location| location_changes(&contact, location))
@@ -379,6 +408,15 @@ pub async fn update_contact(
         }
         field.set(&mut active, value);
     }
+    for (source_key, set) in attribute_sources {
+        if set {
+            FieldSource::Agent.set(&mut sources, &source_key);
+        } else if let Some(map) = sources.as_object_mut() {
+            // Cleared, the attribute is a gap the form may fill again.
+            map.remove(&source_key);
+        }
+    }
+    active.custom_attributes = Set(attributes);
     active.field_sources = Set(sources);
     if let Some(location) = &location {
         set_location(&mut active, Some(location));

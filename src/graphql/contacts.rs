@@ -16,6 +16,7 @@ use crate::domain::contact_list::{
 use crate::domain::contacts::{self, ChatCursor, ContactEdit, MAX_NESTED_PAGE, location_of};
 use crate::domain::dates::{self, Side};
 use crate::domain::events::{ContactChangeKind, ContactChanges, Event};
+use crate::domain::form_sync::AttributeEdit;
 use crate::domain::history;
 use crate::domain::ids::parse_id;
 use crate::domain::{duplicates, merge};
@@ -509,6 +510,21 @@ pub struct UpdateContactInput {
     pub company: MaybeUndefined<String>,
     /// A corrected location; later IP lookups will not overwrite it.
     pub location: Option<LocationInput>,
+    /// Corrected custom attributes, each validated like the answer to the
+    /// form question that fills it; attributes left out stay as they are.
+    /// Like the other fields, a value set here is the agent's: the form
+    /// never overwrites it.
+    pub custom_attributes: Option<Vec<CustomAttributeInput>>,
+}
+
+/// One custom attribute's new value.
+#[derive(InputObject)]
+pub struct CustomAttributeInput {
+    /// The attribute's key, as a form question fills it (`plan`).
+    pub key: String,
+    /// The value as a visitor would answer the question (`"pro"`, `"3"`,
+    /// `"true"`); null clears the attribute.
+    pub value: Option<String>,
 }
 
 fn edit_of(value: MaybeUndefined<String>) -> Option<Option<String>> {
@@ -527,6 +543,15 @@ impl From<UpdateContactInput> for ContactEdit {
             phone: edit_of(input.phone),
             company: edit_of(input.company),
             location: input.location.map(Into::into),
+            custom_attributes: input
+                .custom_attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|attribute| AttributeEdit {
+                    key: attribute.key,
+                    value: attribute.value,
+                })
+                .collect(),
         }
     }
 }
