@@ -23,7 +23,7 @@ pub mod passwords;
 pub mod projects;
 pub mod sessions;
 
-use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
+use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema, SchemaBuilder};
 
 use crate::config::Limits;
 use crate::services::Services;
@@ -63,12 +63,32 @@ pub struct SubscriptionRoot(
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
-    let mut builder = Schema::build(
+/// The schema's types, described for the people who read them in the
+/// playground's Docs panel. The scalars async-graphql provides carry texts
+/// written for Rust programmers; they are replaced here, in both the served
+/// schema and its SDL.
+fn described_schema() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         SubscriptionRoot::default(),
-    );
+    )
+    .override_output_type_description::<chrono::DateTime<chrono::Utc>>(DATE_TIME_DESCRIPTION)
+    .override_output_type_description::<async_graphql::Json<serde_json::Value>>(
+        JSON_DESCRIPTION,
+    )
+}
+
+const DATE_TIME_DESCRIPTION: &str = "A point in time, as an RFC 3339 string with its \
+offset, e.g. `2026-12-01T16:40:00Z`; answers are always in UTC. Date inputs that take \
+plain dates are strings, and say so.";
+
+const JSON_DESCRIPTION: &str = "Any JSON value: an object of custom attributes by \
+key, or a history event's old or new value (a string, a number, a boolean, or a \
+location object).";
+
+pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
+    let mut builder = described_schema();
     if !services.settings.introspection {
         builder = builder
             .extension(introspection::IntrospectionOff)
@@ -97,11 +117,7 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
 /// scalars' `@specifiedBy` URLs, which introspection serves, are printed
 /// too, so that the file and introspection tell tools the same.
 pub fn sdl() -> String {
-    Schema::build(
-        QueryRoot::default(),
-        MutationRoot::default(),
-        SubscriptionRoot::default(),
-    )
-    .finish()
+    described_schema()
+        .finish()
     .sdl_with_options(SDLExportOptions::new().include_specified_by())
 }
