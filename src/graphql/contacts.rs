@@ -28,28 +28,36 @@ use crate::graphql::location::{LocationInput, LocationView};
 
 pub struct Contact(pub contact::Model);
 
+/// A person who chatted with a project: one record per visitor, or per verified
+/// identity, with what the form, the site and agents filled in.
 #[Object]
 impl Contact {
+    /// The contact's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// The project the contact belongs to.
     async fn project_id(&self) -> ID {
         ID(self.0.project_id.to_string())
     }
 
+    /// The person's name, as the form, the site or an agent gave it.
     async fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
     }
 
+    /// The email address, lower-cased.
     async fn email(&self) -> Option<&str> {
         self.0.email.as_deref()
     }
 
+    /// The phone number in E.164 form (`+34612345678`).
     async fn phone(&self) -> Option<&str> {
         self.0.phone.as_deref()
     }
 
+    /// The company the person works for.
     async fn company(&self) -> Option<&str> {
         self.0.company.as_deref()
     }
@@ -64,6 +72,8 @@ impl Contact {
         self.0.last_ip.as_deref()
     }
 
+    /// Where the contact is: located from the latest chat's address, or as an
+    /// agent corrected it.
     async fn location(&self) -> Option<LocationView> {
         location_of(&self.0).map(LocationView::from)
     }
@@ -73,18 +83,22 @@ impl Contact {
         self.0.location_corrected
     }
 
+    /// When the contact's first chat started.
     async fn first_seen_at(&self) -> DateTime<Utc> {
         self.0.first_seen_at
     }
 
+    /// When the contact's latest chat started.
     async fn last_seen_at(&self) -> DateTime<Utc> {
         self.0.last_seen_at
     }
 
+    /// When the contact was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When any of the contact's values last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -94,8 +108,13 @@ impl Contact {
     async fn chats(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20, validator(minimum = 1, maximum = 100))] first: u64,
-        after: Option<String>,
+        #[graphql(
+            desc = "How many chats, from 1 to 100.",
+            default = 20,
+            validator(minimum = 1, maximum = 100)
+        )]
+        first: u64,
+        #[graphql(desc = "The `endCursor` of the previous page; the first page without it.")] after: Option<String>,
     ) -> Result<ChatConnection> {
         let (chats, has_next_page) = match after {
             None => first_chats(ctx, self.0.id, first).await?,
@@ -130,8 +149,13 @@ impl Contact {
     async fn history(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20, validator(minimum = 1, maximum = 100))] first: u64,
-        after: Option<ID>,
+        #[graphql(
+            desc = "How many events, from 1 to 100.",
+            default = 20,
+            validator(minimum = 1, maximum = 100)
+        )]
+        first: u64,
+        #[graphql(desc = "The `endCursor` of the previous page; the first page without it.")] after: Option<ID>,
     ) -> Result<ContactHistory> {
         let (events, has_next_page) = match after {
             None => {
@@ -179,7 +203,9 @@ async fn first_chats(
 /// A page of a contact's chats (a Relay connection).
 #[derive(SimpleObject)]
 pub struct ChatConnection {
+    /// The chats of the page, newest first, each with its cursor.
     pub edges: Vec<ChatEdge>,
+    /// Whether more chats follow, and the cursor to continue from.
     pub page_info: PageInfo,
 }
 
@@ -210,13 +236,16 @@ impl ChatConnection {
 pub struct ChatEdge {
     /// Pass as `after` to continue after this chat.
     pub cursor: String,
+    /// The chat.
     pub node: Chat,
 }
 
 /// A page of a contact's history.
 #[derive(SimpleObject)]
 pub struct ContactHistory {
+    /// The events of the page, newest first.
     pub events: Vec<ContactEvent>,
+    /// Whether older events follow.
     pub has_next_page: bool,
     /// Pass as `after` for the next page.
     pub end_cursor: Option<ID>,
@@ -226,6 +255,7 @@ pub struct ContactHistory {
 /// new value (none for a creation or deletion).
 #[derive(SimpleObject)]
 pub struct ContactEvent {
+    /// The event's id.
     pub id: ID,
     /// What happened to the contact.
     pub kind: ContactEventKind,
@@ -295,9 +325,12 @@ pub enum ActorType {
     System,
 }
 
+/// What the contacts list is sorted by.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum ContactOrderField {
+    /// When the contact was created.
     CreatedAt,
+    /// When the contact's latest chat started.
     LastSeenAt,
     /// Contacts without a name come last, whichever the direction.
     Name,
@@ -305,17 +338,22 @@ pub enum ContactOrderField {
     Email,
 }
 
+/// Which way a sort goes.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum OrderDirection {
+    /// Smallest first: oldest, or A to Z.
     Asc,
+    /// Largest first: newest, or Z to A.
     Desc,
 }
 
 /// How the list is sorted; the newest contacts first unless said otherwise.
 #[derive(InputObject)]
 pub struct ContactOrderInput {
+    /// What to sort by; CREATED_AT unless given.
     #[graphql(default_with = "ContactOrderField::CreatedAt")]
     pub field: ContactOrderField,
+    /// Which way; DESC (newest first) unless given.
     #[graphql(default_with = "OrderDirection::Desc")]
     pub direction: OrderDirection,
 }
@@ -354,7 +392,9 @@ pub struct ContactFilterInput {
     pub country_code: Option<String>,
     /// The state's name or code, e.g. Andalusia or AN.
     pub state: Option<String>,
+    /// True for contacts with an email, false for those without.
     pub has_email: Option<bool>,
+    /// True for contacts with a phone, false for those without.
     pub has_phone: Option<bool>,
 }
 
@@ -378,7 +418,6 @@ impl ContactFilterInput {
     }
 }
 
-/// A page of a project's contacts (a Relay connection).
 pub struct ContactConnection {
     list: ContactList,
     request: PageRequest,
@@ -406,15 +445,19 @@ impl ContactConnection {
     }
 }
 
+/// One contact of a page, with the cursor to continue from it.
 #[derive(SimpleObject)]
 pub struct ContactEdge {
     /// Pass as `after` (or `before`) to continue from this contact.
     pub cursor: String,
+    /// The contact.
     pub node: Contact,
 }
 
+/// A page of a project's contacts (a Relay connection).
 #[Object]
 impl ContactConnection {
+    /// The contacts of the page, in the list's order, each with its cursor.
     async fn edges(&self) -> &[ContactEdge] {
         &self.edges
     }
@@ -424,6 +467,8 @@ impl ContactConnection {
         self.edges.iter().map(|edge| &edge.node).collect()
     }
 
+    /// Whether more contacts lie ahead (and behind), and the cursors to go on
+    /// from.
     async fn page_info(&self, ctx: &Context<'_>) -> Result<PageInfo> {
         // The page tells what lies ahead of it; what lies behind costs one
         // more (indexed) statement, spent only when asked for.
@@ -464,13 +509,20 @@ impl ContactQuery {
     async fn contacts(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
+        #[graphql(desc = "The project, which the caller must be a member of.")] project_id: ID,
+        #[graphql(
+            desc = "How many contacts forwards, from 0 to 100; 20 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
+        #[graphql(desc = "The cursor of the contact to continue after (an `endCursor`).")]
         after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "How many contacts backwards, from 0 to 100.")] last: Option<i32>,
+        #[graphql(desc = "The cursor of the contact to continue before (a `startCursor`).")] before: Option<String>,
+        #[graphql(desc = "Which contacts to list; all of the project's without it.")]
         filter: Option<ContactFilterInput>,
-        order_by: Option<ContactOrderInput>,
+        #[graphql(desc = "How to sort; newest first without it.")] order_by: Option<
+            ContactOrderInput,
+        >,
     ) -> Result<ContactConnection> {
         let access = project_access(ctx, &project_id, Role::Agent).await?;
         let order = order_by.map(ContactOrder::from).unwrap_or_default();
@@ -488,7 +540,11 @@ impl ContactQuery {
     }
 
     /// One contact of a project the caller is a member of.
-    async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
+    async fn contact(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The contact's id.")] id: ID,
+    ) -> Result<Contact> {
         let agent = require_agent(ctx)?;
         let contact_id = parse_id(&id, "id")?;
         let (contact, _) =
@@ -501,12 +557,14 @@ impl ContactQuery {
 /// field set to null is cleared.
 #[derive(InputObject)]
 pub struct UpdateContactInput {
+    /// The person's name.
     pub name: MaybeUndefined<String>,
     /// Stored lower-cased. Another contact with the same email becomes a
     /// possible duplicate.
     pub email: MaybeUndefined<String>,
     /// Stored in E.164; a national number is read in the contact's country.
     pub phone: MaybeUndefined<String>,
+    /// The company the person works for.
     pub company: MaybeUndefined<String>,
     /// A corrected location; later IP lookups will not overwrite it.
     pub location: Option<LocationInput>,
@@ -556,9 +614,12 @@ impl From<UpdateContactInput> for ContactEdit {
     }
 }
 
+/// What `deleteContact` removed.
 #[derive(SimpleObject)]
 pub struct DeleteContactPayload {
+    /// The id the deleted contact had.
     pub deleted_contact_id: ID,
+    /// The project it belonged to.
     pub project_id: ID,
 }
 
@@ -571,8 +632,8 @@ impl ContactMutation {
     async fn update_contact(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: UpdateContactInput,
+        #[graphql(desc = "The contact to change.")] id: ID,
+        #[graphql(desc = "The changes.")] input: UpdateContactInput,
     ) -> Result<Contact> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
@@ -592,8 +653,8 @@ impl ContactMutation {
     async fn merge_contacts(
         &self,
         ctx: &Context<'_>,
-        target_id: ID,
-        source_id: ID,
+        #[graphql(desc = "The contact that stays.")] target_id: ID,
+        #[graphql(desc = "The contact merged into the target and removed.")] source_id: ID,
     ) -> Result<Contact> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
@@ -609,8 +670,8 @@ impl ContactMutation {
     async fn dismiss_duplicate(
         &self,
         ctx: &Context<'_>,
-        contact_id: ID,
-        other_id: ID,
+        #[graphql(desc = "One contact of the pair.")] contact_id: ID,
+        #[graphql(desc = "The other contact of the pair.")] other_id: ID,
     ) -> Result<Contact> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
@@ -627,7 +688,11 @@ impl ContactMutation {
     }
 
     /// Deletes a contact and its chats; the deletion is recorded.
-    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteContactPayload> {
+    async fn delete_contact(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The contact to delete.")] id: ID,
+    ) -> Result<DeleteContactPayload> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
         let contact_id = parse_id(&id, "id")?;

@@ -74,9 +74,7 @@ fn described_schema() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot
         SubscriptionRoot::default(),
     )
     .override_output_type_description::<chrono::DateTime<chrono::Utc>>(DATE_TIME_DESCRIPTION)
-    .override_output_type_description::<async_graphql::Json<serde_json::Value>>(
-        JSON_DESCRIPTION,
-    )
+    .override_output_type_description::<async_graphql::Json<serde_json::Value>>(JSON_DESCRIPTION)
 }
 
 const DATE_TIME_DESCRIPTION: &str = "A point in time, as an RFC 3339 string with its \
@@ -119,5 +117,5 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
 pub fn sdl() -> String {
     described_schema()
         .finish()
-    .sdl_with_options(SDLExportOptions::new().include_specified_by())
+        .sdl_with_options(SDLExportOptions::new().include_specified_by())
 }
