@@ -26,11 +26,12 @@ pub enum NotificationKind {
     ExportFailed,
 }
 
-/// A notification of the agent who reads it.
 pub struct Notification(pub notification::Model);
 
+/// A notification of the agent who reads it.
 #[Object]
 impl Notification {
+    /// The notification's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -40,22 +41,27 @@ impl Notification {
         Ok(notifications::NotificationKind::of(&self.0)?.into())
     }
 
+    /// A short line to show, e.g. in a list.
     async fn title(&self) -> &str {
         &self.0.title
     }
 
+    /// The text in full.
     async fn body(&self) -> &str {
         &self.0.body
     }
 
+    /// The project it is about.
     async fn project_id(&self) -> ID {
         ID(self.0.project_id.to_string())
     }
 
+    /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When the agent marked it read; null while unread.
     async fn read_at(&self) -> Option<DateTime<Utc>> {
         self.0.read_at
     }
@@ -79,6 +85,9 @@ impl Notification {
     }
 }
 
+/// A page of Notifications, newest first (a Relay connection).
+pub type NotificationConnection = Connection<String, Notification, EmptyFields, EmptyFields>;
+
 #[derive(Default)]
 pub struct NotificationQuery;
 
@@ -88,10 +97,12 @@ impl NotificationQuery {
     async fn notifications(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        #[graphql(default)] unread_only: bool,
-    ) -> Result<Connection<String, Notification, EmptyFields, EmptyFields>> {
+        #[graphql(desc = "How many notifications, from 1 to 100; 20 without it.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Only those not marked read.", default)] unread_only: bool,
+    ) -> Result<NotificationConnection> {
         let agent = require_agent(ctx)?;
         let first = first.unwrap_or(20);
         if first < 1 || first as u64 > MAX_PAGE {
@@ -123,7 +134,12 @@ pub struct NotificationMutation;
 
 #[Object]
 impl NotificationMutation {
-    async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> Result<Notification> {
+    /// Marks one of the caller's notifications read.
+    async fn mark_notification_read(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The notification.")] id: ID,
+    ) -> Result<Notification> {
         let agent = require_agent(ctx)?;
         let id = parse_id(&id, "id")?;
         Ok(Notification(
