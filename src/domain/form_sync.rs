@@ -104,9 +104,9 @@ fn parse_answer(
         AppError::internal(anyhow::anyhow!("stored question kind {:?}", question.kind))
     })?;
     let value = match kind {
-        QuestionKind::Text => json!(parse_text(raw, &input)?),
-        QuestionKind::Email => json!(EmailAddress::parse(raw, &input)?.into_string()),
-        QuestionKind::Phone => json!(parse_phone(raw, &input, country)?),
+        QuestionKind::Text => json!(parse_text(raw, input)?),
+        QuestionKind::Email => json!(EmailAddress::parse(raw, input)?.into_string()),
+        QuestionKind::Phone => json!(parse_phone(raw, input, country)?),
         QuestionKind::Number => {
             let number: f64 = raw
                 .trim()
