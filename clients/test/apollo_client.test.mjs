@@ -161,8 +161,9 @@ test('field errors with errorPolicy all leave the cache sound', { timeout: 60_00
       [['contact', 'NOT_FOUND']],
     );
 
-    // An out-of-range page of the cached connection fails alone; the
-    // pages already merged stay as they were.
+    // An out-of-range page of the cached connection is refused before it
+    // runs (a request error: no path, the argument named); the pages
+    // already merged stay as they were.
     const tooLarge = await client.query({
       query: CONTACTS_PAGE,
       variables: { projectId: server.projectId, first: 101 },
@@ -171,8 +172,8 @@ test('field errors with errorPolicy all leave the cache sound', { timeout: 60_00
     });
     assert.equal(tooLarge.data ?? null, null);
     assert.deepEqual(
-      tooLarge.errors.map((error) => [error.path?.join('.'), error.extensions?.code]),
-      [['contacts', 'BAD_USER_INPUT']],
+      tooLarge.errors.map((error) => [error.path, error.extensions?.code, error.extensions?.field]),
+      [[undefined, 'BAD_USER_INPUT', 'first']],
     );
     const cached = client.readQuery({
       query: CONTACTS_PAGE,

@@ -29,6 +29,13 @@ impl ProjectAccess {
     pub fn role(&self) -> Role {
         self.role
     }
+
+    /// Whether the agent may read the project's secret key, which signs
+    /// identified visitors and the site's server-to-server calls: admins
+    /// only, since it lets its holder act as the site.
+    pub fn may_read_secret_key(&self) -> bool {
+        self.role == Role::Admin
+    }
 }
 
 impl From<&membership::Model> for ProjectAccess {

@@ -17,6 +17,8 @@ use crate::domain::access::{self, ProjectAccess, Role};
 use crate::domain::duplicates;
 use crate::domain::events::{ContactChangeKind, ContactChanged, ContactChanges};
 use crate::domain::fields::{ContactField, FieldSource};
+use crate::domain::form_sync::{self, AttributeEdit};
+use crate::domain::forms::{self, Target};
 use crate::domain::history::{self, Actor, EventKind, FieldChange};
 use crate::error::{AppError, AppResult};
 use crate::geo::Location;
@@ -60,22 +62,67 @@ pub async fn recent_chats(
         .await?)
 }
 
-/// A page of a contact's chats, newest first, after the chat `after`.
+/// Where a page of a contact's chats resumes: after this chat, in the
+/// chats' order (newest first). Opaque to clients; it carries the start
+/// time so that the next page needs no statement to find the chat again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatCursor {
+    started_at: chrono::DateTime<Utc>,
+    id: Uuid,
+}
+
+/// Chat cursors are small; anything longer is not one of ours.
+const MAX_CHAT_CURSOR_LEN: usize = 100;
+
+impl ChatCursor {
+    pub fn of(chat: &chat::Model) -> ChatCursor {
+        ChatCursor {
+            started_at: chat.started_at,
+            id: chat.id,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        // Nanoseconds: SQLite keeps them, and the cursor must compare equal
+        // to the stored value to resume exactly after it.
+        let raw = serde_json::json!(["chat", self.started_at.timestamp_nanos_opt(), self.id]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.to_string())
+    }
+
+    /// Reads a cursor made by `encode`; `input` names the argument.
+    pub fn decode(raw: &str, input: &str) -> AppResult<ChatCursor> {
+        use base64::Engine;
+        let invalid = || AppError::bad_input(input, "is not a cursor of this contact's chats");
+        if raw.len() > MAX_CHAT_CURSOR_LEN {
+            return Err(invalid());
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| invalid())?;
+        let (tag, nanos, id): (String, i64, Uuid) =
+            serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        if tag != "chat" {
+            return Err(invalid());
+        }
+        Ok(ChatCursor {
+            started_at: chrono::DateTime::from_timestamp_nanos(nanos),
+            id,
+        })
+    }
+}
+
+/// A page of a contact's chats, newest first, after the cursor `after`.
 /// Returns the chats and whether more follow.
 pub async fn chats_page(
     db: &impl ConnectionTrait,
     contact_id: Uuid,
     first: u64,
-    after: Uuid,
+    after: ChatCursor,
 ) -> AppResult<(Vec<chat::Model>, bool)> {
     // Scoped: its `min` and `max` would shadow those of integers.
     use sea_orm::sea_query::ExprTrait;
     let first = Ord::min(first, MAX_CHATS_PER_PAGE);
-    let after = chat::Entity::find_by_id(after)
-        .filter(chat::Column::ContactId.eq(contact_id))
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::bad_input("after", "is not a chat of this contact"))?;
     let mut chats = chat::Entity::find()
         .filter(chat::Column::ContactId.eq(contact_id))
         .filter(
@@ -223,6 +270,8 @@ pub struct ContactEdit {
     pub phone: Option<Option<String>>,
     pub company: Option<Option<String>>,
     pub location: Option<Location>,
+    /// Custom attribute values, validated like the form's answers.
+    pub custom_attributes: Vec<AttributeEdit>,
 }
 
 impl ContactEdit {
@@ -295,6 +344,31 @@ pub async fn update_contact(
             values.push((field, value));
         }
     }
+    // Attributes are validated by the questions that fill them, read only
+    // when the edit has any.
+    let attribute_values = if edit.custom_attributes.is_empty() {
+        Vec::new()
+    } else {
+        let questions = forms::questions(&txn, contact.project_id).await?;
+        form_sync::parse_attribute_edits(&questions, &edit.custom_attributes, country.as_deref())?
+    };
+    let mut attributes = contact.custom_attributes.clone();
+    let mut attribute_sources = Vec::new();
+    for (key, value) in attribute_values {
+        let target = Target::Attribute(key.clone());
+        let old = target.current_value(&contact);
+        if value == old {
+            continue;
+        }
+        changes.push(FieldChange::new(target.source_key(), old, value.clone()));
+        if let Some(map) = attributes.as_object_mut() {
+            match &value {
+                Some(value) => map.insert(key, value.clone()),
+                None => map.remove(&key),
+            };
+        }
+        attribute_sources.push((target.source_key(), value.is_some()));
+    }
     let location_change = location
         .as_ref()
         .filter(|location| location_changes(&contact, location))
@@ -334,6 +408,15 @@ pub async fn update_contact(
         }
         field.set(&mut active, value);
     }
+    for (source_key, set) in attribute_sources {
+        if set {
+            FieldSource::Agent.set(&mut sources, &source_key);
+        } else if let Some(map) = sources.as_object_mut() {
+            // Cleared, the attribute is a gap the form may fill again.
+            map.remove(&source_key);
+        }
+    }
+    active.custom_attributes = Set(attributes);
     active.field_sources = Set(sources);
     if let Some(location) = &location {
         set_location(&mut active, Some(location));
@@ -597,6 +680,22 @@ mod tests {
             },
         ] {
             assert_eq!(parse_location(bad).unwrap_err().code(), "BAD_USER_INPUT");
+        }
+    }
+
+    #[test]
+    fn chat_cursors_round_trip_to_the_nanosecond_and_refuse_anything_else() {
+        let cursor = ChatCursor {
+            started_at: chrono::DateTime::from_timestamp_nanos(1_780_000_000_123_456_789),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(
+            ChatCursor::decode(&cursor.encode(), "after").unwrap(),
+            cursor
+        );
+        for raw in ["", "garbage", &cursor.id.to_string(), &"a".repeat(500)] {
+            let error = ChatCursor::decode(raw, "after").unwrap_err();
+            assert_eq!(error.code(), "BAD_USER_INPUT", "{raw}");
         }
     }
 }

@@ -91,9 +91,9 @@ pub async fn visitor_form(
 fn parse_answer(
     question: &form_question::Model,
     raw: &str,
+    input: &str,
     country: Option<&str>,
 ) -> AppResult<Value> {
-    let input = format!("answers.{}", question.key);
     if raw.chars().count() > MAX_ANSWER_LEN {
         return Err(AppError::bad_input(
             input,
@@ -104,16 +104,16 @@ fn parse_answer(
         AppError::internal(anyhow::anyhow!("stored question kind {:?}", question.kind))
     })?;
     let value = match kind {
-        QuestionKind::Text => json!(parse_text(raw, &input)?),
-        QuestionKind::Email => json!(EmailAddress::parse(raw, &input)?.into_string()),
-        QuestionKind::Phone => json!(parse_phone(raw, &input, country)?),
+        QuestionKind::Text => json!(parse_text(raw, input)?),
+        QuestionKind::Email => json!(EmailAddress::parse(raw, input)?.into_string()),
+        QuestionKind::Phone => json!(parse_phone(raw, input, country)?),
         QuestionKind::Number => {
             let number: f64 = raw
                 .trim()
                 .parse()
                 .ok()
                 .filter(|n: &f64| n.is_finite())
-                .ok_or_else(|| AppError::bad_input(&input, "must be a number"))?;
+                .ok_or_else(|| AppError::bad_input(input, "must be a number"))?;
             json!(number)
         }
         QuestionKind::Select => {
@@ -170,7 +170,11 @@ fn validate(
         let target = Target::of(question).ok_or_else(|| {
             AppError::internal(anyhow::anyhow!("question {} has no target", question.id))
         })?;
-        parsed.push((target, parse_answer(question, &answer.value, country)?));
+        let input = format!("answers.{}", question.key);
+        parsed.push((
+            target,
+            parse_answer(question, &answer.value, &input, country)?,
+        ));
     }
     if let Some(unanswered) = pending
         .iter()
@@ -180,6 +184,56 @@ fn validate(
             format!("answers.{}", unanswered.key),
             "is required",
         ));
+    }
+    Ok(parsed)
+}
+
+/// An agent's value for a custom attribute: `None` clears it.
+#[derive(Clone, Debug)]
+pub struct AttributeEdit {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// Validates an agent's custom attribute values exactly as the form
+/// validates a visitor's answers to the question that fills each
+/// attribute; an attribute no question fills can only be cleared. Returns
+/// each key with its parsed value, or `None` to clear it.
+pub fn parse_attribute_edits(
+    questions: &[form_question::Model],
+    edits: &[AttributeEdit],
+    country: Option<&str>,
+) -> AppResult<Vec<(String, Option<Value>)>> {
+    if edits.len() > MAX_ANSWERS {
+        return Err(AppError::bad_input(
+            "customAttributes",
+            format!("at most {MAX_ANSWERS} attributes"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut parsed = Vec::with_capacity(edits.len());
+    for edit in edits {
+        let input = format!(
+            "customAttributes.{}",
+            edit.key.chars().take(64).collect::<String>()
+        );
+        if !seen.insert(edit.key.as_str()) {
+            return Err(AppError::bad_input(input, "given twice"));
+        }
+        let question = questions
+            .iter()
+            .find(|q| Target::of(q) == Some(Target::Attribute(edit.key.clone())));
+        let value = match (question, &edit.value) {
+            (_, None) => None,
+            (Some(question), Some(raw)) => Some(parse_answer(question, raw, &input, country)?),
+            (None, Some(_)) => {
+                return Err(AppError::bad_input(
+                    input,
+                    "no question of the form fills this attribute",
+                ));
+            }
+        };
+        parsed.push((edit.key.clone(), value));
     }
     Ok(parsed)
 }
@@ -287,4 +341,80 @@ pub async fn submit(
         remaining,
         changes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(key: &str, kind: &str, attribute: &str, options: Value) -> form_question::Model {
+        form_question::Model {
+            id: Uuid::now_v7(),
+            project_id: Uuid::nil(),
+            key: key.to_owned(),
+            label: key.to_owned(),
+            kind: kind.to_owned(),
+            required: false,
+            target_kind: "ATTRIBUTE".to_owned(),
+            target_name: attribute.to_owned(),
+            options,
+            position: 0,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn edit(key: &str, value: Option<&str>) -> AttributeEdit {
+        AttributeEdit {
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn agents_attribute_values_are_parsed_like_the_forms_answers() {
+        let questions = [
+            question("your_plan", "SELECT", "plan", json!(["free", "pro"])),
+            question("seats", "NUMBER", "seats", json!([])),
+        ];
+        let parsed = parse_attribute_edits(
+            &questions,
+            &[
+                edit("plan", Some(" pro ")),
+                edit("seats", Some("3")),
+                edit("old", None),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ("plan".to_owned(), Some(json!("pro"))),
+                ("seats".to_owned(), Some(json!(3.0))),
+                ("old".to_owned(), None),
+            ]
+        );
+        let field_of =
+            |edits: &[AttributeEdit]| match parse_attribute_edits(&questions, edits, None) {
+                Err(AppError::BadInput { field, .. }) => field,
+                other => panic!("expected bad input, got {:?}", other.map(|_| ())),
+            };
+        assert_eq!(
+            field_of(&[edit("plan", Some("gold"))]),
+            "customAttributes.plan"
+        );
+        assert_eq!(
+            field_of(&[edit("seats", Some("many"))]),
+            "customAttributes.seats"
+        );
+        assert_eq!(
+            field_of(&[edit("nickname", Some("x"))]),
+            "customAttributes.nickname"
+        );
+        assert_eq!(
+            field_of(&[edit("plan", None), edit("plan", Some("pro"))]),
+            "customAttributes.plan"
+        );
+    }
 }

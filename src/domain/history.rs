@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::ids::new_id;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 
 /// Who or what changed a contact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,12 +28,39 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn parts(self) -> (&'static str, Option<Uuid>) {
+    fn parts(self) -> (ActorType, Option<Uuid>) {
         match self {
-            Actor::Visitor { chat_id } => ("VISITOR", Some(chat_id)),
-            Actor::Agent { agent_id } => ("AGENT", Some(agent_id)),
-            Actor::System => ("SYSTEM", None),
+            Actor::Visitor { chat_id } => (ActorType::Visitor, Some(chat_id)),
+            Actor::Agent { agent_id } => (ActorType::Agent, Some(agent_id)),
+            Actor::System => (ActorType::System, None),
         }
+    }
+}
+
+/// The kind of an [`Actor`], as the history stores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActorType {
+    Visitor,
+    Agent,
+    System,
+}
+
+/// Each actor type with its stored name: the one mapping both ways.
+const ACTOR_TYPES: [(ActorType, &str); 3] = [
+    (ActorType::Visitor, "VISITOR"),
+    (ActorType::Agent, "AGENT"),
+    (ActorType::System, "SYSTEM"),
+];
+
+impl ActorType {
+    pub fn as_str(self) -> &'static str {
+        stored_name(&ACTOR_TYPES, self)
+    }
+
+    /// The actor type of a stored name; `None` for a name this version
+    /// never wrote.
+    pub fn parse(stored: &str) -> Option<ActorType> {
+        parse_stored(&ACTOR_TYPES, stored)
     }
 }
 
@@ -49,18 +76,53 @@ pub enum EventKind {
     Deleted,
 }
 
+/// Each event kind with its stored name: the one mapping both ways.
+const EVENT_KINDS: [(EventKind, &str); 7] = [
+    (EventKind::Created, "CREATED"),
+    (EventKind::FormSync, "FORM_SYNC"),
+    (EventKind::AgentEdit, "AGENT_EDIT"),
+    (EventKind::Merge, "MERGE"),
+    (EventKind::LocationChange, "LOCATION_CHANGE"),
+    (EventKind::Identified, "IDENTIFIED"),
+    (EventKind::Deleted, "DELETED"),
+];
+
 impl EventKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Created => "CREATED",
-            EventKind::FormSync => "FORM_SYNC",
-            EventKind::AgentEdit => "AGENT_EDIT",
-            EventKind::Merge => "MERGE",
-            EventKind::LocationChange => "LOCATION_CHANGE",
-            EventKind::Identified => "IDENTIFIED",
-            EventKind::Deleted => "DELETED",
-        }
+        stored_name(&EVENT_KINDS, self)
     }
+
+    /// The event kind of a stored name; `None` for a name this version
+    /// never wrote.
+    pub fn parse(stored: &str) -> Option<EventKind> {
+        parse_stored(&EVENT_KINDS, stored)
+    }
+}
+
+fn stored_name<T: PartialEq + Copy>(table: &[(T, &'static str)], value: T) -> &'static str {
+    table
+        .iter()
+        .find(|(known, _)| *known == value)
+        .map_or("", |(_, name)| name)
+}
+
+fn parse_stored<T: Copy>(table: &[(T, &str)], stored: &str) -> Option<T> {
+    table
+        .iter()
+        .find(|(_, name)| *name == stored)
+        .map(|(value, _)| *value)
+}
+
+/// A stored event read back: its kind and actor type as the domain's
+/// types. A name that no version wrote is a corrupted row.
+pub fn kinds_of(event: &contact_event::Model) -> AppResult<(EventKind, ActorType)> {
+    let corrupted = |what: &str, stored: &str| {
+        AppError::internal(anyhow::anyhow!("stored contact event {what} {stored:?}"))
+    };
+    let kind = EventKind::parse(&event.kind).ok_or_else(|| corrupted("kind", &event.kind))?;
+    let actor_type = ActorType::parse(&event.actor_type)
+        .ok_or_else(|| corrupted("actor type", &event.actor_type))?;
+    Ok((kind, actor_type))
 }
 
 /// One field's change; `old` or `new` is `None` when the field was empty.
@@ -98,7 +160,7 @@ pub async fn record(
         project_id: Set(project_id),
         contact_id: Set(contact_id),
         kind: Set(kind.as_str().to_owned()),
-        actor_type: Set(actor_type.to_owned()),
+        actor_type: Set(actor_type.as_str().to_owned()),
         actor_id: Set(actor_id),
         field: Set(change.map(|c| c.field.clone())),
         old_value: Set(change.and_then(|c| c.old.clone())),
@@ -133,4 +195,25 @@ pub async fn page(
     let has_next = events.len() as u64 > first;
     events.truncate(first as usize);
     Ok((events, has_next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_and_actor_type_reads_back_from_its_stored_name() {
+        for (kind, name) in EVENT_KINDS {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind), "{name}");
+        }
+        for (actor_type, name) in ACTOR_TYPES {
+            assert_eq!(
+                ActorType::parse(actor_type.as_str()),
+                Some(actor_type),
+                "{name}"
+            );
+        }
+        assert_eq!(EventKind::parse("created"), None);
+        assert_eq!(ActorType::parse(""), None);
+    }
 }

@@ -12,13 +12,49 @@ use uuid::Uuid;
 use crate::domain::ids::new_id;
 use crate::error::{AppError, AppResult};
 
-pub const EXPORT_COMPLETED: &str = "EXPORT_COMPLETED";
-pub const EXPORT_FAILED: &str = "EXPORT_FAILED";
+/// What a notification is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotificationKind {
+    /// An export finished; its link is ready.
+    ExportCompleted,
+    /// An export failed for good; the notification says why.
+    ExportFailed,
+}
+
+/// Each kind with its stored name: the one mapping both ways.
+const KINDS: [(NotificationKind, &str); 2] = [
+    (NotificationKind::ExportCompleted, "EXPORT_COMPLETED"),
+    (NotificationKind::ExportFailed, "EXPORT_FAILED"),
+];
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        KINDS
+            .iter()
+            .find(|(kind, _)| *kind == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    /// The kind of a stored notification; a name that no version wrote is
+    /// a corrupted row.
+    pub fn of(notification: &notification::Model) -> AppResult<NotificationKind> {
+        KINDS
+            .iter()
+            .find(|(_, name)| *name == notification.kind)
+            .map(|(kind, _)| *kind)
+            .ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!(
+                    "stored notification kind {:?}",
+                    notification.kind
+                ))
+            })
+    }
+}
 
 pub struct NewNotification<'a> {
     pub agent_id: Uuid,
     pub project_id: Uuid,
-    pub kind: &'static str,
+    pub kind: NotificationKind,
     pub title: &'a str,
     pub body: &'a str,
     pub export_job_id: Option<Uuid>,
@@ -32,7 +68,7 @@ pub async fn create(
         id: Set(new_id()),
         agent_id: Set(new.agent_id),
         project_id: Set(new.project_id),
-        kind: Set(new.kind.to_owned()),
+        kind: Set(new.kind.as_str().to_owned()),
         title: Set(new.title.chars().take(200).collect()),
         body: Set(new.body.chars().take(2000).collect()),
         export_job_id: Set(new.export_job_id),

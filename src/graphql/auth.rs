@@ -16,8 +16,11 @@ use crate::graphql::projects::Project;
 #[derive(SimpleObject, Clone)]
 #[graphql(complex)]
 pub struct Agent {
+    /// The agent's id.
     pub id: ID,
+    /// The email the agent signs in with.
     pub email: String,
+    /// The agent's name, as shown to the other members.
     pub name: String,
 }
 
@@ -61,12 +64,15 @@ impl Agent {
     }
 }
 
+/// A new session: the token to send, until when it works, and whose it is.
 #[derive(SimpleObject)]
 pub struct LoginPayload {
     /// Send as `Authorization: Bearer <token>`, or as `authorization` in the
     /// websocket `connection_init` payload.
     pub token: String,
+    /// When the token stops working.
     pub expires_at: DateTime<Utc>,
+    /// The agent signed in.
     pub agent: Agent,
 }
 
@@ -86,11 +92,13 @@ pub struct AuthMutation;
 
 #[Object]
 impl AuthMutation {
+    /// Signs an agent in with email and password and issues a bearer token.
+    /// Repeated failures lock the email out for a while (RATE_LIMITED).
     async fn login(
         &self,
         ctx: &Context<'_>,
-        email: String,
-        password: String,
+        #[graphql(desc = "The agent's email.")] email: String,
+        #[graphql(desc = "The agent's password.")] password: String,
     ) -> Result<LoginPayload> {
         let services = services(ctx);
         let client = request_origin(ctx).session_client();

@@ -13,6 +13,8 @@ use crate::graphql::context::{request_origin, services};
 use crate::graphql::guards;
 use crate::graphql::location::LocationView;
 
+/// What the chat widget (or a site's server) knows when a visitor starts a
+/// chat.
 #[derive(InputObject)]
 pub struct StartChatInput {
     /// The project's public widget key.
@@ -23,6 +25,8 @@ pub struct StartChatInput {
     /// For a site's server starting a chat on a visitor's behalf: the
     /// visitor's address, with `secretKey` proving the caller.
     pub visitor_ip: Option<String>,
+    /// The project's secret key, required with `visitorIp`; never sent from a
+    /// browser.
     pub secret_key: Option<String>,
     /// The site's signed-in user; ignored unless signed.
     pub identity: Option<VisitorIdentityInput>,
@@ -33,9 +37,16 @@ pub struct StartChatInput {
 /// server; with it the same contact is found from any device.
 #[derive(InputObject)]
 pub struct VisitorIdentityInput {
+    /// The site's stable id of its user (`user-42`).
     pub identifier: String,
+    /// The user's email as the site knows it; fills the contact's email when it
+    /// has none.
     pub email: Option<String>,
+    /// The user's name as the site knows it; fills the contact's name when it
+    /// has none.
     pub name: Option<String>,
+    /// Hex HMAC-SHA256 of `identifier` keyed by the project's secret key;
+    /// without it the identity is ignored.
     pub signature: Option<String>,
 }
 
@@ -43,9 +54,13 @@ pub struct VisitorIdentityInput {
 /// verified identity), never what an agent or another visitor stored.
 #[derive(SimpleObject)]
 pub struct VisitorContact {
+    /// The name this visitor gave.
     pub name: Option<String>,
+    /// The email this visitor gave.
     pub email: Option<String>,
+    /// The phone this visitor gave, in E.164 form.
     pub phone: Option<String>,
+    /// The company this visitor gave.
     pub company: Option<String>,
 }
 
@@ -60,33 +75,41 @@ impl From<&OwnAnswers> for VisitorContact {
     }
 }
 
+/// The chat just started, as the widget sees it.
 #[derive(SimpleObject)]
 pub struct VisitorChat {
+    /// The chat's id.
     pub id: ID,
+    /// When the chat started.
     pub started_at: DateTime<Utc>,
 }
 
+/// What the widget keeps from `startChat`.
 #[derive(SimpleObject)]
 pub struct StartChatPayload {
+    /// The chat just started.
     pub chat: VisitorChat,
     /// This browser's credential: keep it and pass it to the next
     /// `startChat`. Issued by the server; a secret like a token.
     pub visitor_id: String,
+    /// What this visitor has given so far, to greet them with.
     pub contact: VisitorContact,
     /// Grants access to this visitor's own contact form and nothing else.
     /// Shown once.
     pub visitor_token: String,
 }
 
-/// A chat as the project's agents see it.
 pub struct Chat(pub chat::Model);
 
+/// A chat as the project's agents see it.
 #[Object]
 impl Chat {
+    /// The chat's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// When the chat started.
     async fn started_at(&self) -> DateTime<Utc> {
         self.0.started_at
     }
@@ -96,6 +119,7 @@ impl Chat {
         self.0.ip.as_deref()
     }
 
+    /// The browser's User-Agent header when the chat started.
     async fn user_agent(&self) -> Option<&str> {
         self.0.user_agent.as_deref()
     }
@@ -119,6 +143,7 @@ impl ChatMutation {
     async fn start_chat(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The project's key and what the widget knows of the visitor.")]
         input: StartChatInput,
     ) -> Result<StartChatPayload> {
         guards::admit_start_chat(

@@ -10,9 +10,12 @@ use crate::domain::events::{ContactChangeKind, Event};
 use crate::graphql::contacts::Contact;
 use crate::graphql::context::{services, subscription_access};
 
+/// How a contact changed.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum ContactUpdateKind {
+    /// A new contact: a visitor's first chat.
     Created,
+    /// Its values, chats or possible duplicates changed.
     Updated,
     /// Another contact was merged into this one.
     Merged,
@@ -20,9 +23,12 @@ pub enum ContactUpdateKind {
     Deleted,
 }
 
+/// A change to one contact of a project.
 #[derive(SimpleObject)]
 pub struct ContactUpdate {
+    /// What happened.
     pub kind: ContactUpdateKind,
+    /// The contact it happened to.
     pub contact_id: ID,
     /// The contact as it is now; null once it is gone.
     pub contact: Option<Contact>,
@@ -38,7 +44,7 @@ impl ContactSubscription {
     async fn contact_updated(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
+        #[graphql(desc = "The project to follow; the caller must be a member.")] project_id: ID,
     ) -> Result<impl Stream<Item = ContactUpdate> + use<>> {
         let access = subscription_access(ctx, &project_id, Role::Agent).await?;
         let project_id = access.project_id();

@@ -13,13 +13,14 @@ use crate::domain::contact_list::{
     ContactFilter, ContactList, ContactOrder, ContactPage, Direction, FilterInput, PageArgs,
     PageRequest, SortField,
 };
-use crate::domain::contacts::{self, ContactEdit, MAX_NESTED_PAGE, location_of};
+use crate::domain::contacts::{self, ChatCursor, ContactEdit, MAX_NESTED_PAGE, location_of};
 use crate::domain::dates::{self, Side};
 use crate::domain::events::{ContactChangeKind, ContactChanges, Event};
+use crate::domain::form_sync::AttributeEdit;
 use crate::domain::history;
 use crate::domain::ids::parse_id;
 use crate::domain::{duplicates, merge};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::graphql::chats::Chat;
 use crate::graphql::context::{project_access, require_agent, services};
 use crate::graphql::loaders::{FirstOf, Loaders};
@@ -27,28 +28,36 @@ use crate::graphql::location::{LocationInput, LocationView};
 
 pub struct Contact(pub contact::Model);
 
+/// A person who chatted with a project: one record per visitor, or per verified
+/// identity, with what the form, the site and agents filled in.
 #[Object]
 impl Contact {
+    /// The contact's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// The project the contact belongs to.
     async fn project_id(&self) -> ID {
         ID(self.0.project_id.to_string())
     }
 
+    /// The person's name, as the form, the site or an agent gave it.
     async fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
     }
 
+    /// The email address, lower-cased.
     async fn email(&self) -> Option<&str> {
         self.0.email.as_deref()
     }
 
+    /// The phone number in E.164 form (`+34612345678`).
     async fn phone(&self) -> Option<&str> {
         self.0.phone.as_deref()
     }
 
+    /// The company the person works for.
     async fn company(&self) -> Option<&str> {
         self.0.company.as_deref()
     }
@@ -63,6 +72,8 @@ impl Contact {
         self.0.last_ip.as_deref()
     }
 
+    /// Where the contact is: located from the latest chat's address, or as an
+    /// agent corrected it.
     async fn location(&self) -> Option<LocationView> {
         location_of(&self.0).map(LocationView::from)
     }
@@ -72,38 +83,47 @@ impl Contact {
         self.0.location_corrected
     }
 
+    /// When the contact's first chat started.
     async fn first_seen_at(&self) -> DateTime<Utc> {
         self.0.first_seen_at
     }
 
+    /// When the contact's latest chat started.
     async fn last_seen_at(&self) -> DateTime<Utc> {
         self.0.last_seen_at
     }
 
+    /// When the contact was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When any of the contact's values last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
 
-    /// The contact's chats, newest first. For the next page, pass the id
-    /// of the last chat received as `after`.
+    /// The contact's chats, newest first, a page at a time (at most 100).
+    /// For the next page, pass the `endCursor` of this one as `after`.
     async fn chats(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20, validator(minimum = 1, maximum = 100))] first: u64,
-        after: Option<ID>,
-    ) -> Result<Vec<Chat>> {
-        let (chats, _) = match after {
+        #[graphql(
+            desc = "How many chats, from 1 to 100.",
+            default = 20,
+            validator(minimum = 1, maximum = 100)
+        )]
+        first: u64,
+        #[graphql(desc = "The `endCursor` of the previous page; the first page without it.")] after: Option<String>,
+    ) -> Result<ChatConnection> {
+        let (chats, has_next_page) = match after {
             None => first_chats(ctx, self.0.id, first).await?,
             Some(after) => {
-                let after = parse_id(&after, "after")?;
+                let after = ChatCursor::decode(&after, "after")?;
                 contacts::chats_page(&services(ctx).db, self.0.id, first, after).await?
             }
         };
-        Ok(chats.into_iter().map(Chat).collect())
+        Ok(ChatConnection::new(chats, has_next_page))
     }
 
     /// The chat the contact started last.
@@ -129,8 +149,13 @@ impl Contact {
     async fn history(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20, validator(minimum = 1, maximum = 100))] first: u64,
-        after: Option<ID>,
+        #[graphql(
+            desc = "How many events, from 1 to 100.",
+            default = 20,
+            validator(minimum = 1, maximum = 100)
+        )]
+        first: u64,
+        #[graphql(desc = "The `endCursor` of the previous page; the first page without it.")] after: Option<ID>,
     ) -> Result<ContactHistory> {
         let (events, has_next_page) = match after {
             None => {
@@ -152,7 +177,10 @@ impl Contact {
         };
         Ok(ContactHistory {
             end_cursor: events.last().map(|event| ID(event.id.to_string())),
-            events: events.into_iter().map(ContactEvent::from).collect(),
+            events: events
+                .into_iter()
+                .map(ContactEvent::try_from)
+                .collect::<AppResult<_>>()?,
             has_next_page,
         })
     }
@@ -172,10 +200,52 @@ async fn first_chats(
         .unwrap_or_default())
 }
 
+/// A page of a contact's chats (a Relay connection).
+#[derive(SimpleObject)]
+pub struct ChatConnection {
+    /// The chats of the page, newest first, each with its cursor.
+    pub edges: Vec<ChatEdge>,
+    /// Whether more chats follow, and the cursor to continue from.
+    pub page_info: PageInfo,
+}
+
+impl ChatConnection {
+    fn new(chats: Vec<entity::chat::Model>, has_next_page: bool) -> Self {
+        let edges: Vec<ChatEdge> = chats
+            .into_iter()
+            .map(|chat| ChatEdge {
+                cursor: ChatCursor::of(&chat).encode(),
+                node: Chat(chat),
+            })
+            .collect();
+        ChatConnection {
+            page_info: PageInfo {
+                // Pages are read forwards from the newest chat only.
+                has_previous_page: false,
+                has_next_page,
+                start_cursor: edges.first().map(|edge| edge.cursor.clone()),
+                end_cursor: edges.last().map(|edge| edge.cursor.clone()),
+            },
+            edges,
+        }
+    }
+}
+
+/// One chat of a page, with the cursor to continue after it.
+#[derive(SimpleObject)]
+pub struct ChatEdge {
+    /// Pass as `after` to continue after this chat.
+    pub cursor: String,
+    /// The chat.
+    pub node: Chat,
+}
+
 /// A page of a contact's history.
 #[derive(SimpleObject)]
 pub struct ContactHistory {
+    /// The events of the page, newest first.
     pub events: Vec<ContactEvent>,
+    /// Whether older events follow.
     pub has_next_page: bool,
     /// Pass as `after` for the next page.
     pub end_cursor: Option<ID>,
@@ -185,37 +255,82 @@ pub struct ContactHistory {
 /// new value (none for a creation or deletion).
 #[derive(SimpleObject)]
 pub struct ContactEvent {
+    /// The event's id.
     pub id: ID,
-    /// CREATED, FORM_SYNC, AGENT_EDIT, MERGE, LOCATION_CHANGE, DELETED, ...
-    pub kind: String,
-    /// VISITOR, AGENT or SYSTEM.
-    pub actor_type: String,
-    /// The agent, or the chat of the visitor, that made the change.
+    /// What happened to the contact.
+    pub kind: ContactEventKind,
+    /// Who or what made the change.
+    pub actor_type: ActorType,
+    /// The agent, or the chat of the visitor, that made the change; null
+    /// for the service itself.
     pub actor_id: Option<ID>,
+    /// The changed field (`name`, `email`, `phone`, `company`, `location`,
+    /// or a custom attribute's key); null for a creation or deletion.
     pub field: Option<String>,
+    /// The value before the change; null when the field was empty.
     pub old_value: Option<Json<serde_json::Value>>,
+    /// The value after the change; null when the field was cleared.
     pub new_value: Option<Json<serde_json::Value>>,
+    /// When the change was made.
     pub created_at: DateTime<Utc>,
 }
 
-impl From<contact_event::Model> for ContactEvent {
-    fn from(event: contact_event::Model) -> Self {
-        ContactEvent {
+impl TryFrom<contact_event::Model> for ContactEvent {
+    type Error = AppError;
+
+    fn try_from(event: contact_event::Model) -> AppResult<Self> {
+        let (kind, actor_type) = history::kinds_of(&event)?;
+        Ok(ContactEvent {
             id: ID(event.id.to_string()),
-            kind: event.kind,
-            actor_type: event.actor_type,
+            kind: kind.into(),
+            actor_type: actor_type.into(),
             actor_id: event.actor_id.map(|id| ID(id.to_string())),
             field: event.field,
             old_value: event.old_value.map(Json),
             new_value: event.new_value.map(Json),
             created_at: event.created_at,
-        }
+        })
     }
 }
 
+/// What happened to a contact in one event of its history.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "history::EventKind")]
+pub enum ContactEventKind {
+    /// The contact was created, by a visitor's first chat.
+    Created,
+    /// A visitor's answer to the contact form filled a field.
+    FormSync,
+    /// An agent changed a field.
+    AgentEdit,
+    /// Another contact was merged into this one.
+    Merge,
+    /// The location changed: an IP lookup, or an agent's correction.
+    LocationChange,
+    /// The site's verified identity of the visitor filled fields.
+    Identified,
+    /// The contact was deleted.
+    Deleted,
+}
+
+/// Who or what made a change to a contact.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "history::ActorType")]
+pub enum ActorType {
+    /// The visitor, through the chat's contact form (`actorId` is the chat).
+    Visitor,
+    /// An agent of the project (`actorId` is the agent).
+    Agent,
+    /// The service itself: IP lookups, merges by verified identity.
+    System,
+}
+
+/// What the contacts list is sorted by.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum ContactOrderField {
+    /// When the contact was created.
     CreatedAt,
+    /// When the contact's latest chat started.
     LastSeenAt,
     /// Contacts without a name come last, whichever the direction.
     Name,
@@ -223,17 +338,22 @@ pub enum ContactOrderField {
     Email,
 }
 
+/// Which way a sort goes.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum OrderDirection {
+    /// Smallest first: oldest, or A to Z.
     Asc,
+    /// Largest first: newest, or Z to A.
     Desc,
 }
 
 /// How the list is sorted; the newest contacts first unless said otherwise.
 #[derive(InputObject)]
 pub struct ContactOrderInput {
+    /// What to sort by; CREATED_AT unless given.
     #[graphql(default_with = "ContactOrderField::CreatedAt")]
     pub field: ContactOrderField,
+    /// Which way; DESC (newest first) unless given.
     #[graphql(default_with = "OrderDirection::Desc")]
     pub direction: OrderDirection,
 }
@@ -272,7 +392,9 @@ pub struct ContactFilterInput {
     pub country_code: Option<String>,
     /// The state's name or code, e.g. Andalusia or AN.
     pub state: Option<String>,
+    /// True for contacts with an email, false for those without.
     pub has_email: Option<bool>,
+    /// True for contacts with a phone, false for those without.
     pub has_phone: Option<bool>,
 }
 
@@ -296,7 +418,6 @@ impl ContactFilterInput {
     }
 }
 
-/// A page of a project's contacts (a Relay connection).
 pub struct ContactConnection {
     list: ContactList,
     request: PageRequest,
@@ -324,15 +445,19 @@ impl ContactConnection {
     }
 }
 
+/// One contact of a page, with the cursor to continue from it.
 #[derive(SimpleObject)]
 pub struct ContactEdge {
     /// Pass as `after` (or `before`) to continue from this contact.
     pub cursor: String,
+    /// The contact.
     pub node: Contact,
 }
 
+/// A page of a project's contacts (a Relay connection).
 #[Object]
 impl ContactConnection {
+    /// The contacts of the page, in the list's order, each with its cursor.
     async fn edges(&self) -> &[ContactEdge] {
         &self.edges
     }
@@ -342,6 +467,8 @@ impl ContactConnection {
         self.edges.iter().map(|edge| &edge.node).collect()
     }
 
+    /// Whether more contacts lie ahead (and behind), and the cursors to go on
+    /// from.
     async fn page_info(&self, ctx: &Context<'_>) -> Result<PageInfo> {
         // The page tells what lies ahead of it; what lies behind costs one
         // more (indexed) statement, spent only when asked for.
@@ -382,13 +509,20 @@ impl ContactQuery {
     async fn contacts(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
+        #[graphql(desc = "The project, which the caller must be a member of.")] project_id: ID,
+        #[graphql(
+            desc = "How many contacts forwards, from 0 to 100; 20 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
+        #[graphql(desc = "The cursor of the contact to continue after (an `endCursor`).")]
         after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "How many contacts backwards, from 0 to 100.")] last: Option<i32>,
+        #[graphql(desc = "The cursor of the contact to continue before (a `startCursor`).")] before: Option<String>,
+        #[graphql(desc = "Which contacts to list; all of the project's without it.")]
         filter: Option<ContactFilterInput>,
-        order_by: Option<ContactOrderInput>,
+        #[graphql(desc = "How to sort; newest first without it.")] order_by: Option<
+            ContactOrderInput,
+        >,
     ) -> Result<ContactConnection> {
         let access = project_access(ctx, &project_id, Role::Agent).await?;
         let order = order_by.map(ContactOrder::from).unwrap_or_default();
@@ -406,7 +540,11 @@ impl ContactQuery {
     }
 
     /// One contact of a project the caller is a member of.
-    async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
+    async fn contact(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The contact's id.")] id: ID,
+    ) -> Result<Contact> {
         let agent = require_agent(ctx)?;
         let contact_id = parse_id(&id, "id")?;
         let (contact, _) =
@@ -419,15 +557,32 @@ impl ContactQuery {
 /// field set to null is cleared.
 #[derive(InputObject)]
 pub struct UpdateContactInput {
+    /// The person's name.
     pub name: MaybeUndefined<String>,
     /// Stored lower-cased. Another contact with the same email becomes a
     /// possible duplicate.
     pub email: MaybeUndefined<String>,
     /// Stored in E.164; a national number is read in the contact's country.
     pub phone: MaybeUndefined<String>,
+    /// The company the person works for.
     pub company: MaybeUndefined<String>,
     /// A corrected location; later IP lookups will not overwrite it.
     pub location: Option<LocationInput>,
+    /// Corrected custom attributes, each validated like the answer to the
+    /// form question that fills it; attributes left out stay as they are.
+    /// Like the other fields, a value set here is the agent's: the form
+    /// never overwrites it.
+    pub custom_attributes: Option<Vec<CustomAttributeInput>>,
+}
+
+/// One custom attribute's new value.
+#[derive(InputObject)]
+pub struct CustomAttributeInput {
+    /// The attribute's key, as a form question fills it (`plan`).
+    pub key: String,
+    /// The value as a visitor would answer the question (`"pro"`, `"3"`,
+    /// `"true"`); null clears the attribute.
+    pub value: Option<String>,
 }
 
 fn edit_of(value: MaybeUndefined<String>) -> Option<Option<String>> {
@@ -446,13 +601,25 @@ impl From<UpdateContactInput> for ContactEdit {
             phone: edit_of(input.phone),
             company: edit_of(input.company),
             location: input.location.map(Into::into),
+            custom_attributes: input
+                .custom_attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|attribute| AttributeEdit {
+                    key: attribute.key,
+                    value: attribute.value,
+                })
+                .collect(),
         }
     }
 }
 
+/// What `deleteContact` removed.
 #[derive(SimpleObject)]
 pub struct DeleteContactPayload {
+    /// The id the deleted contact had.
     pub deleted_contact_id: ID,
+    /// The project it belonged to.
     pub project_id: ID,
 }
 
@@ -465,8 +632,8 @@ impl ContactMutation {
     async fn update_contact(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: UpdateContactInput,
+        #[graphql(desc = "The contact to change.")] id: ID,
+        #[graphql(desc = "The changes.")] input: UpdateContactInput,
     ) -> Result<Contact> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
@@ -486,8 +653,8 @@ impl ContactMutation {
     async fn merge_contacts(
         &self,
         ctx: &Context<'_>,
-        target_id: ID,
-        source_id: ID,
+        #[graphql(desc = "The contact that stays.")] target_id: ID,
+        #[graphql(desc = "The contact merged into the target and removed.")] source_id: ID,
     ) -> Result<Contact> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
@@ -503,8 +670,8 @@ impl ContactMutation {
     async fn dismiss_duplicate(
         &self,
         ctx: &Context<'_>,
-        contact_id: ID,
-        other_id: ID,
+        #[graphql(desc = "One contact of the pair.")] contact_id: ID,
+        #[graphql(desc = "The other contact of the pair.")] other_id: ID,
     ) -> Result<Contact> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
@@ -521,7 +688,11 @@ impl ContactMutation {
     }
 
     /// Deletes a contact and its chats; the deletion is recorded.
-    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteContactPayload> {
+    async fn delete_contact(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The contact to delete.")] id: ID,
+    ) -> Result<DeleteContactPayload> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
         let contact_id = parse_id(&id, "id")?;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::contact_list::FilterInput;
 use crate::domain::export_choices::{ExportColumn, ExportField, ExportFormat};
 
+/// The kind of file an export writes.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
 #[graphql(name = "ExportFormat")]
 pub enum ExportFormatView {
@@ -40,20 +41,31 @@ impl From<ExportFormat> for ExportFormatView {
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "ExportField")]
 pub enum ExportFieldView {
+    /// The contact's id.
     Id,
+    /// The contact's name.
     Name,
+    /// The contact's email.
     Email,
+    /// The contact's phone, in E.164 form.
     Phone,
+    /// The contact's company.
     Company,
     /// ISO 3166-1 alpha-2 code.
     Country,
+    /// The first subdivision's name.
     State,
+    /// The second subdivision's name.
     Province,
+    /// The city.
     City,
+    /// The postal code.
     PostalCode,
     /// The contact's own IANA zone, from its location.
     TimeZone,
+    /// When the contact was created, in the export's time zone.
     CreatedAt,
+    /// When the contact's latest chat started, in the export's time zone.
     LastSeenAt,
 }
 
@@ -109,6 +121,7 @@ impl ExportFieldView {
 #[derive(OneofObject)]
 #[graphql(name = "ExportColumn")]
 pub enum ExportColumnInput {
+    /// A contact field.
     Field(ExportFieldView),
     /// A custom attribute's key (a-z, 0-9 and _, starting with a letter).
     Attribute(String),
@@ -152,12 +165,19 @@ impl From<&ExportColumn> for ExportedColumn {
 /// instants, the search term is trimmed and the country code upper-cased.
 #[derive(SimpleObject)]
 pub struct ExportFilter {
+    /// Part of the name, email or phone.
     search: Option<String>,
+    /// Contacts created at or after this instant.
     created_from: Option<DateTime<Utc>>,
+    /// Contacts created before this instant.
     created_to: Option<DateTime<Utc>>,
+    /// ISO 3166-1 alpha-2 country code.
     country_code: Option<String>,
+    /// The state's name or code.
     state: Option<String>,
+    /// Whether the contacts have an email.
     has_email: Option<bool>,
+    /// Whether the contacts have a phone.
     has_phone: Option<bool>,
 }
 

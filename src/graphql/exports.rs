@@ -24,12 +24,18 @@ use crate::graphql::loaders::Loaders;
 
 const MAX_PAGE: u64 = 100;
 
+/// Where an export is in its life.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum ExportStatus {
+    /// Waiting for a worker.
     Queued,
+    /// A worker is writing the file.
     Running,
+    /// The file is ready: `downloadUrl` links to it.
     Completed,
+    /// It failed for good: `error` says why.
     Failed,
+    /// An agent cancelled it; nothing was delivered.
     Cancelled,
 }
 
@@ -45,16 +51,18 @@ impl From<exports::ExportStatus> for ExportStatus {
     }
 }
 
-/// An export as the members of its project see it. Only built after the
-/// caller's membership was checked.
 pub struct ExportJob(pub export_job::Model);
 
+/// An export of a project's contacts to a file, as the members of the project
+/// see it.
 #[Object]
 impl ExportJob {
+    /// The export's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// The project whose contacts it exports.
     async fn project_id(&self) -> ID {
         ID(self.0.project_id.to_string())
     }
@@ -79,10 +87,12 @@ impl ExportJob {
         self.0.range_to
     }
 
+    /// Where the export is.
     async fn status(&self) -> ExportStatus {
         self.0.status.into()
     }
 
+    /// The kind of file.
     async fn format(&self) -> ExportFormatView {
         ExportFormat::from_stored(&self.0.format).into()
     }
@@ -107,6 +117,7 @@ impl ExportJob {
         self.0.time_zone.as_deref().unwrap_or("UTC")
     }
 
+    /// Rows written so far.
     async fn rows_written(&self) -> i64 {
         self.0.rows_written
     }
@@ -126,6 +137,7 @@ impl ExportJob {
         })
     }
 
+    /// How many times a worker started it; transient failures are retried.
     async fn attempts(&self) -> i32 {
         self.0.attempts
     }
@@ -143,14 +155,17 @@ impl ExportJob {
         self.0.error.as_deref()
     }
 
+    /// When it was asked for.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When a worker first started it.
     async fn started_at(&self) -> Option<DateTime<Utc>> {
         self.0.started_at
     }
 
+    /// When it completed, failed or was cancelled.
     async fn finished_at(&self) -> Option<DateTime<Utc>> {
         self.0.finished_at
     }
@@ -203,12 +218,20 @@ fn page_size(first: Option<i32>) -> Result<u64> {
     Ok(first as u64)
 }
 
+/// A page of ExportJobs, newest first (a Relay connection).
+pub type ExportJobConnection = Connection<String, ExportJob, EmptyFields, EmptyFields>;
+
 #[derive(Default)]
 pub struct ExportQuery;
 
 #[Object]
 impl ExportQuery {
-    async fn export_job(&self, ctx: &Context<'_>, id: ID) -> Result<ExportJob> {
+    /// One export of a project the caller is a member of.
+    async fn export_job(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The export's id.")] id: ID,
+    ) -> Result<ExportJob> {
         let agent = require_agent(ctx)?;
         let (job, _) =
             exports::find_for_agent(&services(ctx).db, agent.id, parse_id(&id, "id")?).await?;
@@ -219,10 +242,10 @@ impl ExportQuery {
     async fn exports(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> Result<Connection<String, ExportJob, EmptyFields, EmptyFields>> {
+        #[graphql(desc = "The project; the caller must be a member.")] project_id: ID,
+        #[graphql(desc = "How many exports, from 1 to 100; 20 without it.")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<ExportJobConnection> {
         let access = project_access(ctx, &project_id, Role::Agent).await?;
         let (jobs, has_next) = exports::list(
             &services(ctx).db,
@@ -257,12 +280,26 @@ impl ExportMutation {
     async fn export_contacts(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
+        #[graphql(desc = "The project; the caller must be a member.")] project_id: ID,
+        #[graphql(
+            desc = "Start: an RFC 3339 instant, or a date (YYYY-MM-DD) from its first moment in `timeZone`."
+        )]
         from: String,
+        #[graphql(
+            desc = "End, excluded: an RFC 3339 instant, or a date (YYYY-MM-DD) that is included whole."
+        )]
         to: String,
+        #[graphql(
+            desc = "The IANA zone dates are read and the file's times written in; UTC without it."
+        )]
         time_zone: Option<String>,
-        #[graphql(default_with = "Some(ExportFormatView::Csv)")] format: Option<ExportFormatView>,
+        #[graphql(desc = "CSV or XLSX.", default_with = "Some(ExportFormatView::Csv)")]
+        format: Option<ExportFormatView>,
+        #[graphql(desc = "The contacts list's filter; only matching contacts are exported.")]
         filter: Option<ContactFilterInput>,
+        #[graphql(
+            desc = "The columns in file order; every field, then every custom attribute found, without it."
+        )]
         columns: Option<Vec<ExportColumnInput>>,
     ) -> Result<ExportJob> {
         let access = project_access(ctx, &project_id, Role::Agent).await?;
@@ -300,7 +337,11 @@ impl ExportMutation {
     /// already uploaded is removed), and the answer's status is CANCELLED.
     /// Only the agent who asked or a project admin may cancel; a completed
     /// export can no longer be cancelled (BAD_USER_INPUT).
-    async fn cancel_export(&self, ctx: &Context<'_>, id: ID) -> Result<ExportJob> {
+    async fn cancel_export(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The export to cancel.")] id: ID,
+    ) -> Result<ExportJob> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);
         let (job, access) =
@@ -326,7 +367,7 @@ impl ExportSubscription {
     async fn export_updated(
         &self,
         ctx: &Context<'_>,
-        job_id: ID,
+        #[graphql(desc = "The export to follow.")] job_id: ID,
     ) -> Result<impl Stream<Item = ExportJob> + use<>> {
         let agent = require_agent(ctx)?;
         let services = services(ctx);

@@ -13,14 +13,22 @@ use crate::graphql::chats::VisitorContact;
 use crate::graphql::context::{project_access, require_agent, require_visitor, services};
 use crate::graphql::guards;
 
+/// What kind of answer a question takes, and how it is checked.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "QuestionKind")]
 pub enum QuestionKindView {
+    /// Free text, at most 1,000 characters.
     Text,
+    /// An email address; stored lower-cased.
     Email,
+    /// A phone number; stored in E.164, a national number read in the chat's
+    /// country.
     Phone,
+    /// A decimal number.
     Number,
+    /// One of the question's options.
     Select,
+    /// `true` or `false`.
     Checkbox,
 }
 
@@ -50,12 +58,17 @@ impl From<QuestionKind> for QuestionKindView {
     }
 }
 
+/// A contact field a form question can fill.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "ContactFieldName")]
 pub enum ContactFieldView {
+    /// The contact's name.
     Name,
+    /// The contact's email.
     Email,
+    /// The contact's phone.
     Phone,
+    /// The contact's company.
     Company,
 }
 
@@ -84,16 +97,23 @@ impl From<ContactField> for ContactFieldView {
 /// A question as the project's members see it.
 #[derive(SimpleObject)]
 pub struct FormQuestion {
+    /// The question's id.
     pub id: ID,
+    /// The question's stable key, unique in the project.
     pub key: String,
+    /// The question as the visitor reads it.
     pub label: String,
+    /// What kind of answer it takes.
     pub kind: QuestionKindView,
+    /// Whether the form is incomplete without an answer.
     pub required: bool,
     /// The contact field the answer fills, or null for a custom attribute.
     pub target_field: Option<ContactFieldView>,
     /// The custom attribute the answer fills, or null for a contact field.
     pub target_attribute: Option<String>,
+    /// The choices of a SELECT question; empty otherwise.
     pub options: Vec<String>,
+    /// The question's place in the form, from 0.
     pub position: i32,
 }
 
@@ -142,10 +162,15 @@ impl From<form_question::Model> for FormQuestion {
 /// A question as the visitor is asked it.
 #[derive(SimpleObject)]
 pub struct VisitorQuestion {
+    /// The key to answer it under in `submitContactForm`.
     pub key: String,
+    /// The question to show.
     pub label: String,
+    /// What kind of answer it takes.
     pub kind: QuestionKindView,
+    /// Whether the form is incomplete without an answer.
     pub required: bool,
+    /// The choices of a SELECT question; empty otherwise.
     pub options: Vec<String>,
 }
 
@@ -161,34 +186,47 @@ impl From<form_question::Model> for VisitorQuestion {
     }
 }
 
-/// Exactly one of the two.
+/// What a question fills: exactly one of a contact field or a custom attribute.
 #[derive(OneofObject)]
 pub enum FormTargetInput {
+    /// A contact field.
     Field(ContactFieldView),
+    /// A custom attribute's key (a-z, 0-9 and _, starting with a letter).
     Attribute(String),
 }
 
+/// A new question of the contact form.
 #[derive(InputObject)]
 pub struct FormQuestionInput {
     /// Stable name: a-z, 0-9 and _, starting with a letter.
     pub key: String,
+    /// The question as the visitor reads it, at most 200 characters.
     pub label: String,
+    /// What kind of answer it takes; must suit the target (an EMAIL question
+    /// fills the email).
     pub kind: QuestionKindView,
+    /// Whether the form is incomplete without an answer.
     #[graphql(default)]
     pub required: bool,
+    /// What the answer fills.
     pub target: FormTargetInput,
     /// The choices of a SELECT question.
     #[graphql(default)]
     pub options: Vec<String>,
 }
 
+/// Changes to a question; what is left out stays as it is.
 #[derive(InputObject)]
 pub struct FormQuestionChangesInput {
+    /// A new label.
     pub label: Option<String>,
+    /// Whether an answer is now required.
     pub required: Option<bool>,
+    /// The new choices of a SELECT question.
     pub options: Option<Vec<String>>,
 }
 
+/// A visitor's answer to one question.
 #[derive(InputObject)]
 pub struct FormAnswerInput {
     /// The question's key.
@@ -197,20 +235,25 @@ pub struct FormAnswerInput {
     pub value: String,
 }
 
+/// The contact form as the chat widget shows it to this visitor.
 #[derive(SimpleObject)]
 pub struct ContactForm {
     /// Only the questions this visitor has not answered yet.
     pub questions: Vec<VisitorQuestion>,
+    /// Whether every required question is answered.
     pub complete: bool,
     /// What this visitor has given so far.
     pub contact: VisitorContact,
 }
 
+/// What the answers left to ask.
 #[derive(SimpleObject)]
 pub struct SubmitContactFormPayload {
+    /// What this visitor has given, these answers included.
     pub contact: VisitorContact,
     /// The questions still to answer.
     pub remaining: Vec<VisitorQuestion>,
+    /// Whether every required question is now answered.
     pub complete: bool,
 }
 
@@ -220,7 +263,11 @@ pub struct FormQuery;
 #[Object]
 impl FormQuery {
     /// The project's form questions, in order. Members only.
-    async fn form_questions(&self, ctx: &Context<'_>, project_id: ID) -> Result<Vec<FormQuestion>> {
+    async fn form_questions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The project; the caller must be a member.")] project_id: ID,
+    ) -> Result<Vec<FormQuestion>> {
         let access = project_access(ctx, &project_id, Role::Agent).await?;
         let questions = forms::questions(&services(ctx).db, access.project_id()).await?;
         Ok(questions.into_iter().map(FormQuestion::from).collect())
@@ -247,8 +294,8 @@ impl FormMutation {
     async fn create_form_question(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
-        input: FormQuestionInput,
+        #[graphql(desc = "The project; the caller must be its admin.")] project_id: ID,
+        #[graphql(desc = "The question.")] input: FormQuestionInput,
     ) -> Result<FormQuestion> {
         let access = project_access(ctx, &project_id, Role::Admin).await?;
         let spec = QuestionSpec {
@@ -270,8 +317,8 @@ impl FormMutation {
     async fn update_form_question(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: FormQuestionChangesInput,
+        #[graphql(desc = "The question to change.")] id: ID,
+        #[graphql(desc = "The changes.")] input: FormQuestionChangesInput,
     ) -> Result<FormQuestion> {
         let agent = require_agent(ctx)?;
         let db = &services(ctx).db;
@@ -290,8 +337,8 @@ impl FormMutation {
     async fn reorder_form_questions(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
-        ids: Vec<ID>,
+        #[graphql(desc = "The project; the caller must be its admin.")] project_id: ID,
+        #[graphql(desc = "Every question's id, in the new order.")] ids: Vec<ID>,
     ) -> Result<Vec<FormQuestion>> {
         let access = project_access(ctx, &project_id, Role::Admin).await?;
         let ids = ids
@@ -303,7 +350,11 @@ impl FormMutation {
     }
 
     /// Removes a question; answers already given stay on the contacts.
-    async fn delete_form_question(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    async fn delete_form_question(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The question to delete.")] id: ID,
+    ) -> Result<ID> {
         let agent = require_agent(ctx)?;
         let db = &services(ctx).db;
         let (question, access) = forms::find_question(db, agent.id, parse_id(&id, "id")?).await?;
@@ -316,7 +367,9 @@ impl FormMutation {
     async fn submit_contact_form(
         &self,
         ctx: &Context<'_>,
-        answers: Vec<FormAnswerInput>,
+        #[graphql(desc = "The answers, all validated before any is stored.")] answers: Vec<
+            FormAnswerInput,
+        >,
     ) -> Result<SubmitContactFormPayload> {
         let visitor = require_visitor(ctx)?;
         guards::admit_form_submission(ctx, visitor).await?;

@@ -11,6 +11,7 @@ use crate::graphql::context::{require_agent, services, viewer};
 use crate::graphql::guards;
 use crate::graphql::projects::{MembershipChange, RoleKind, announce};
 
+/// Where an invitation is.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "InvitationStatus")]
 pub enum InvitationStatusKind {
@@ -35,23 +36,27 @@ impl From<InvitationStatus> for InvitationStatusKind {
     }
 }
 
-/// An invitation of an email address to a project.
 pub struct Invitation(pub invitations::Invitation);
 
+/// An invitation of an email address to a project.
 #[Object]
 impl Invitation {
+    /// The invitation's id.
     async fn id(&self) -> ID {
         ID(self.0.model.id.to_string())
     }
 
+    /// The project it invites to.
     async fn project_id(&self) -> ID {
         ID(self.0.model.project_id.to_string())
     }
 
+    /// The project's name, for the invitee to recognise.
     async fn project_name(&self) -> &str {
         &self.0.project_name
     }
 
+    /// The invited email address.
     async fn email(&self) -> &str {
         &self.0.model.email
     }
@@ -61,14 +66,17 @@ impl Invitation {
         self.0.model.role.into()
     }
 
+    /// Whether it is pending, accepted, revoked or expired.
     async fn status(&self) -> InvitationStatusKind {
         self.0.status().into()
     }
 
+    /// When it was sent.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.model.created_at
     }
 
+    /// When its link stops working.
     async fn expires_at(&self) -> DateTime<Utc> {
         self.0.model.expires_at
     }
@@ -86,9 +94,14 @@ impl InvitationMutation {
     async fn accept_invitation(
         &self,
         ctx: &Context<'_>,
-        id: Option<ID>,
-        token: Option<String>,
-        name: Option<String>,
+        #[graphql(desc = "The invitation's id, for an invited agent who is logged in.")] id: Option<
+            ID,
+        >,
+        #[graphql(desc = "The token of the mailed link (`inv_…`).")] token: Option<String>,
+        #[graphql(desc = "With `token`, for a new account: the agent's name.")] name: Option<
+            String,
+        >,
+        #[graphql(desc = "With `token`, for a new account: its password, at least 8 characters.")]
         password: Option<String>,
     ) -> Result<MembershipChange> {
         let db = &services(ctx).db;
@@ -114,7 +127,11 @@ impl InvitationMutation {
 
     /// Withdraws a pending invitation; its link works no more. Admins of
     /// its project only.
-    async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> Result<Invitation> {
+    async fn revoke_invitation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The invitation to withdraw.")] id: ID,
+    ) -> Result<Invitation> {
         let agent = require_agent(ctx)?;
         let id = parse_id(&id, "id")?;
         let revoked = invitations::revoke(&services(ctx).db, agent.id, id).await?;

@@ -11,18 +11,27 @@ use crate::geo;
 pub struct LocationView {
     /// ISO 3166-1 alpha-2, e.g. ES.
     pub country_code: Option<String>,
+    /// The country's name in English, e.g. Spain.
     pub country_name: Option<String>,
+    /// The first subdivision's name, e.g. Andalusia.
     pub state_name: Option<String>,
     /// ISO 3166-2 subdivision code without the country, e.g. AN.
     pub state_code: Option<String>,
+    /// The second subdivision's name where the country has one, e.g. Málaga.
     pub province_name: Option<String>,
+    /// The second subdivision's code, e.g. MA.
     pub province_code: Option<String>,
+    /// The city's name, e.g. Málaga.
     pub city: Option<String>,
+    /// The postal code, where the database has one.
     pub postal_code: Option<String>,
     /// IANA time zone, e.g. Europe/Madrid.
     pub time_zone: Option<String>,
+    /// Latitude in degrees, -90 to 90.
     pub latitude: Option<f64>,
+    /// Longitude in degrees, -180 to 180.
     pub longitude: Option<f64>,
+    /// How far from the coordinates the address may be, in km.
     pub accuracy_radius_km: Option<u16>,
 }
 
@@ -48,17 +57,29 @@ impl From<geo::Location> for LocationView {
 /// A location an agent enters; missing fields are stored empty.
 #[derive(InputObject)]
 pub struct LocationInput {
+    /// ISO 3166-1 alpha-2, e.g. ES.
     pub country_code: Option<String>,
+    /// The country's name in English, e.g. Spain.
     pub country_name: Option<String>,
+    /// The first subdivision's name, e.g. Andalusia.
     pub state_name: Option<String>,
+    /// ISO 3166-2 subdivision code without the country, e.g. AN.
     pub state_code: Option<String>,
+    /// The second subdivision's name where the country has one, e.g. Málaga.
     pub province_name: Option<String>,
+    /// The second subdivision's code, e.g. MA.
     pub province_code: Option<String>,
+    /// The city's name, e.g. Málaga.
     pub city: Option<String>,
+    /// The postal code, where the database has one.
     pub postal_code: Option<String>,
+    /// IANA time zone, e.g. Europe/Madrid.
     pub time_zone: Option<String>,
+    /// Latitude in degrees, -90 to 90.
     pub latitude: Option<f64>,
+    /// Longitude in degrees, -180 to 180.
     pub longitude: Option<f64>,
+    /// How far from the coordinates the address may be, in km.
     pub accuracy_radius_km: Option<u16>,
 }
 

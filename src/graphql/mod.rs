@@ -1,5 +1,6 @@
 //! The GraphQL schema: one module per feature, merged into the roots here.
 
+pub mod arguments;
 pub mod auth;
 pub mod chats;
 pub mod contact_updates;
@@ -23,7 +24,7 @@ pub mod projects;
 pub mod root_field_spans;
 pub mod sessions;
 
-use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
+use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema, SchemaBuilder};
 
 use crate::config::Limits;
 use crate::services::Services;
@@ -63,12 +64,30 @@ pub struct SubscriptionRoot(
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
-    let mut builder = Schema::build(
+/// The schema's types, described for the people who read them in the
+/// playground's Docs panel. The scalars async-graphql provides carry texts
+/// written for Rust programmers; they are replaced here, in both the served
+/// schema and its SDL.
+fn described_schema() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         SubscriptionRoot::default(),
-    );
+    )
+    .override_output_type_description::<chrono::DateTime<chrono::Utc>>(DATE_TIME_DESCRIPTION)
+    .override_output_type_description::<async_graphql::Json<serde_json::Value>>(JSON_DESCRIPTION)
+}
+
+const DATE_TIME_DESCRIPTION: &str = "A point in time, as an RFC 3339 string with its \
+offset, e.g. `2026-12-01T16:40:00Z`; answers are always in UTC. Date inputs that take \
+plain dates are strings, and say so.";
+
+const JSON_DESCRIPTION: &str = "Any JSON value: an object of custom attributes by \
+key, or a history event's old or new value (a string, a number, a boolean, or a \
+location object).";
+
+pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
+    let mut builder = described_schema();
     if crate::telemetry::traces_enabled() {
         builder = builder.extension(root_field_spans::RootFieldSpans);
     }
@@ -86,6 +105,11 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
             cost::CostModel::of_served_schema(),
             limits.max_query_cost,
         ))
+        // Registered after the cost limit so that it checks first: a page
+        // size out of range is named as such, not as a costly document.
+        .extension(arguments::ArgumentCheck::new(
+            arguments::ArgumentRules::of_served_schema(),
+        ))
         .limit_recursive_depth(32)
         .limit_directives(20)
         .finish()
@@ -95,11 +119,7 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
 /// scalars' `@specifiedBy` URLs, which introspection serves, are printed
 /// too, so that the file and introspection tell tools the same.
 pub fn sdl() -> String {
-    Schema::build(
-        QueryRoot::default(),
-        MutationRoot::default(),
-        SubscriptionRoot::default(),
-    )
-    .finish()
-    .sdl_with_options(SDLExportOptions::new().include_specified_by())
+    described_schema()
+        .finish()
+        .sdl_with_options(SDLExportOptions::new().include_specified_by())
 }

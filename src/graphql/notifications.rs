@@ -1,7 +1,7 @@
 //! The caller's in-app notifications.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, ID, Object, Result, Subscription};
+use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
 use chrono::{DateTime, Utc};
 use entity::notification;
 use futures_util::{Stream, StreamExt};
@@ -16,36 +16,52 @@ use crate::graphql::loaders::{JobForAgent, Loaders};
 
 const MAX_PAGE: u64 = 100;
 
-/// A notification of the agent who reads it.
+/// What a notification is about.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "notifications::NotificationKind")]
+pub enum NotificationKind {
+    /// An export finished: `exportJob.downloadUrl` is the link.
+    ExportCompleted,
+    /// An export failed for good: `body` says why.
+    ExportFailed,
+}
+
 pub struct Notification(pub notification::Model);
 
+/// A notification of the agent who reads it.
 #[Object]
 impl Notification {
+    /// The notification's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
-    /// EXPORT_COMPLETED or EXPORT_FAILED.
-    async fn kind(&self) -> &str {
-        &self.0.kind
+    /// What the notification is about.
+    async fn kind(&self) -> Result<NotificationKind> {
+        Ok(notifications::NotificationKind::of(&self.0)?.into())
     }
 
+    /// A short line to show, e.g. in a list.
     async fn title(&self) -> &str {
         &self.0.title
     }
 
+    /// The text in full.
     async fn body(&self) -> &str {
         &self.0.body
     }
 
+    /// The project it is about.
     async fn project_id(&self) -> ID {
         ID(self.0.project_id.to_string())
     }
 
+    /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When the agent marked it read; null while unread.
     async fn read_at(&self) -> Option<DateTime<Utc>> {
         self.0.read_at
     }
@@ -69,6 +85,9 @@ impl Notification {
     }
 }
 
+/// A page of Notifications, newest first (a Relay connection).
+pub type NotificationConnection = Connection<String, Notification, EmptyFields, EmptyFields>;
+
 #[derive(Default)]
 pub struct NotificationQuery;
 
@@ -78,10 +97,12 @@ impl NotificationQuery {
     async fn notifications(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        #[graphql(default)] unread_only: bool,
-    ) -> Result<Connection<String, Notification, EmptyFields, EmptyFields>> {
+        #[graphql(desc = "How many notifications, from 1 to 100; 20 without it.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Only those not marked read.", default)] unread_only: bool,
+    ) -> Result<NotificationConnection> {
         let agent = require_agent(ctx)?;
         let first = first.unwrap_or(20);
         if first < 1 || first as u64 > MAX_PAGE {
@@ -113,7 +134,12 @@ pub struct NotificationMutation;
 
 #[Object]
 impl NotificationMutation {
-    async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> Result<Notification> {
+    /// Marks one of the caller's notifications read.
+    async fn mark_notification_read(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The notification.")] id: ID,
+    ) -> Result<Notification> {
         let agent = require_agent(ctx)?;
         let id = parse_id(&id, "id")?;
         Ok(Notification(

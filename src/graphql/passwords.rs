@@ -16,8 +16,8 @@ impl PasswordMutation {
     async fn change_password(
         &self,
         ctx: &Context<'_>,
-        current_password: String,
-        new_password: String,
+        #[graphql(desc = "The password in use now.")] current_password: String,
+        #[graphql(desc = "The new password, at least 8 characters.")] new_password: String,
     ) -> Result<bool> {
         let agent = require_agent(ctx)?;
         let keep = viewer(ctx).token.as_deref();
@@ -36,7 +36,11 @@ impl PasswordMutation {
     /// Mails a link to set a new password (`AGENT_APP_URL/reset/<token>`,
     /// for one hour) if an agent has this email. The answer is the same
     /// whether or not one has.
-    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The agent's email.")] email: String,
+    ) -> Result<bool> {
         guards::admit_account_request(ctx, "requestPasswordReset").await?;
         let services = services(ctx);
         let app_url = services.settings.agent_app_url();
@@ -54,8 +58,8 @@ impl PasswordMutation {
     async fn reset_password(
         &self,
         ctx: &Context<'_>,
-        token: String,
-        password: String,
+        #[graphql(desc = "The token of the mailed link.")] token: String,
+        #[graphql(desc = "The new password, at least 8 characters.")] password: String,
     ) -> Result<bool> {
         guards::admit_account_request(ctx, "resetPassword").await?;
         let revoked = passwords::reset_password(&services(ctx).db, &token, &password).await?;

@@ -16,6 +16,7 @@ use crate::graphql::context::{project_access, require_agent, services, subscript
 use crate::graphql::invitations::Invitation;
 use crate::graphql::loaders::Loaders;
 
+/// What a member may do in a project.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "Role")]
 pub enum RoleKind {
@@ -43,7 +44,6 @@ impl From<RoleKind> for Role {
     }
 }
 
-/// A project as one of its members sees it.
 pub struct Project {
     model: project::Model,
     access: ProjectAccess,
@@ -55,12 +55,16 @@ impl Project {
     }
 }
 
+/// A project (a website or app with its chat widget) as one of its members sees
+/// it.
 #[Object]
 impl Project {
+    /// The project's id.
     async fn id(&self) -> ID {
         ID(self.model.id.to_string())
     }
 
+    /// The project's name.
     async fn name(&self) -> &str {
         &self.model.name
     }
@@ -70,14 +74,16 @@ impl Project {
         &self.model.public_key
     }
 
-    /// Signs identified visitors and server-to-server calls. Admins only.
-    async fn secret_key(&self) -> Result<&str> {
-        if self.access.role() != Role::Admin {
-            return Err(AppError::Forbidden("only project admins may read the secret key").into());
-        }
-        Ok(&self.model.secret_key)
+    /// The key the site's server signs identified visitors and
+    /// server-to-server `startChat` calls with. Admins only: null for
+    /// agents, so that a shared selection of fields works for both roles.
+    async fn secret_key(&self) -> Option<&str> {
+        self.access
+            .may_read_secret_key()
+            .then_some(self.model.secret_key.as_str())
     }
 
+    /// When the project was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.model.created_at
     }
@@ -112,6 +118,7 @@ impl Project {
         Ok(found.into_iter().map(Invitation).collect())
     }
 
+    /// The project's members with their roles.
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Member>> {
         let loaders = ctx.data::<Loaders>()?;
         let members = loaders
@@ -130,26 +137,38 @@ impl Project {
     }
 }
 
+/// An agent's membership of a project.
 #[derive(SimpleObject)]
 pub struct Member {
+    /// The member.
     pub agent: Agent,
+    /// What the member may do.
     pub role: RoleKind,
+    /// When the agent joined the project.
     pub joined_at: DateTime<Utc>,
 }
 
+/// How a membership changed.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum MembershipChangeType {
+    /// An agent joined the project.
     Added,
+    /// A member's role changed.
     RoleChanged,
+    /// A member left or was removed.
     Removed,
 }
 
+/// A change to one agent's membership of a project.
 #[derive(SimpleObject)]
 pub struct MembershipChange {
+    /// The project.
     pub project_id: ID,
+    /// The agent whose membership changed.
     pub agent_id: ID,
     /// The role after the change; null once the agent was removed.
     pub role: Option<RoleKind>,
+    /// What changed.
     pub kind: MembershipChangeType,
 }
 
@@ -184,7 +203,11 @@ impl ProjectQuery {
     }
 
     /// One project; NOT_FOUND unless the caller is a member.
-    async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Project> {
+    async fn project(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The project's id.")] id: ID,
+    ) -> Result<Project> {
         let access = project_access(ctx, &id, Role::Agent).await?;
         let model = projects::get(&services(ctx).db, &access).await?;
         Ok(Project::new(model, access))
@@ -204,7 +227,11 @@ pub(crate) fn announce(ctx: &Context<'_>, change: MembershipChanged) -> Membersh
 #[Object]
 impl ProjectMutation {
     /// Creates a project; the caller becomes its ADMIN.
-    async fn create_project(&self, ctx: &Context<'_>, name: String) -> Result<Project> {
+    async fn create_project(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The project's name, at most 200 characters.")] name: String,
+    ) -> Result<Project> {
         let agent = require_agent(ctx)?;
         let db = &services(ctx).db;
         let model = projects::create_project(db, agent.id, &name).await?;
@@ -219,9 +246,9 @@ impl ProjectMutation {
     async fn add_member(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
-        email: String,
-        role: RoleKind,
+        #[graphql(desc = "The project to invite to; the caller must be its admin.")] project_id: ID,
+        #[graphql(desc = "The email to send the invitation to.")] email: String,
+        #[graphql(desc = "The role the agent will have.")] role: RoleKind,
     ) -> Result<Invitation> {
         let access = project_access(ctx, &project_id, Role::Admin).await?;
         let services = services(ctx);
@@ -239,7 +266,11 @@ impl ProjectMutation {
     /// New keys for the project: the secret key changes at once, the old
     /// public key keeps working for `PUBLIC_KEY_GRACE_HOURS` so that
     /// deployed widgets can be updated meanwhile. Admins only.
-    async fn rotate_project_keys(&self, ctx: &Context<'_>, project_id: ID) -> Result<Project> {
+    async fn rotate_project_keys(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The project; the caller must be its admin.")] project_id: ID,
+    ) -> Result<Project> {
         let access = project_access(ctx, &project_id, Role::Admin).await?;
         let services = services(ctx);
         let grace = services.settings.accounts.public_key_grace;
@@ -252,7 +283,11 @@ impl ProjectMutation {
     }
 
     /// The caller leaves the project; its last admin cannot.
-    async fn leave_project(&self, ctx: &Context<'_>, project_id: ID) -> Result<MembershipChange> {
+    async fn leave_project(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The project to leave.")] project_id: ID,
+    ) -> Result<MembershipChange> {
         let access = project_access(ctx, &project_id, Role::Agent).await?;
         let change = projects::leave_project(&services(ctx).db, &access).await?;
         Ok(announce(ctx, change))
@@ -264,7 +299,8 @@ impl ProjectMutation {
     async fn set_allowed_origins(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
+        #[graphql(desc = "The project; the caller must be its admin.")] project_id: ID,
+        #[graphql(desc = "Every allowed origin (`https://shop.example`), replacing the list.")]
         origins: Vec<String>,
     ) -> Result<Project> {
         let access = project_access(ctx, &project_id, Role::Admin).await?;
@@ -281,8 +317,8 @@ impl ProjectMutation {
     async fn remove_member(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
-        agent_id: ID,
+        #[graphql(desc = "The project; the caller must be its admin.")] project_id: ID,
+        #[graphql(desc = "The member to remove.")] agent_id: ID,
     ) -> Result<MembershipChange> {
         let access = project_access(ctx, &project_id, Role::Admin).await?;
         let agent_id = parse_id(&agent_id, "agentId")?;
@@ -294,9 +330,9 @@ impl ProjectMutation {
     async fn change_role(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
-        agent_id: ID,
-        role: RoleKind,
+        #[graphql(desc = "The project; the caller must be its admin.")] project_id: ID,
+        #[graphql(desc = "The member whose role changes.")] agent_id: ID,
+        #[graphql(desc = "The new role.")] role: RoleKind,
     ) -> Result<MembershipChange> {
         let access = project_access(ctx, &project_id, Role::Admin).await?;
         let agent_id = parse_id(&agent_id, "agentId")?;
@@ -315,7 +351,7 @@ impl ProjectSubscription {
     async fn membership_changed(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
+        #[graphql(desc = "The project to follow; the caller must be a member.")] project_id: ID,
     ) -> Result<impl Stream<Item = MembershipChange> + use<>> {
         let access = subscription_access(ctx, &project_id, Role::Agent).await?;
         let project_id = access.project_id();

@@ -10,10 +10,13 @@ use crate::graphql::context::{require_agent, services, viewer};
 /// One login of the caller: a bearer token that still works.
 #[derive(SimpleObject)]
 pub struct Session {
+    /// The session's id, for `revokeSession`.
     pub id: ID,
+    /// When the agent logged in.
     pub created_at: DateTime<Utc>,
     /// Within a minute: uses are recorded once a minute at most.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// When the token stops working.
     pub expires_at: DateTime<Utc>,
     /// The `User-Agent` of the last use.
     pub user_agent: Option<String>,
@@ -54,7 +57,11 @@ pub struct SessionMutation;
 #[Object]
 impl SessionMutation {
     /// Ends one of the caller's sessions: its token stops working.
-    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The session to end.")] id: ID,
+    ) -> Result<bool> {
         let agent = require_agent(ctx)?;
         let id = parse_id(&id, "id")?;
         let revoked = sessions::revoke(&services(ctx).db, agent.id, id).await?;

@@ -224,18 +224,26 @@ async fn answer(
     // Headers resolvers set, such as Retry-After.
     let resolver_headers = std::mem::take(&mut response.http_headers);
     let response = tag_request_errors(response);
-    let status = if format == ResponseFormat::GraphqlResponseJson && is_request_error(&response) {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
     let summary = RequestSummary {
         shape,
         caller: caller_label,
         ..RequestSummary::default()
     }
     .with_errors(&response.errors);
-    let mut answer = (status, Json(response)).into_response();
+    if is_request_error(&response) {
+        // Nothing ran, so the answer has no `data` entry at all (GraphQL
+        // spec 7.1.2), as for the refusals made before the schema runs.
+        let status = if format == ResponseFormat::GraphqlResponseJson {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        let mut answer = errors(format, status, response.errors);
+        answer.headers_mut().extend(resolver_headers);
+        answer.extensions_mut().insert(summary);
+        return answer;
+    }
+    let mut answer = Json(response).into_response();
     set_content_type(&mut answer, format);
     answer.headers_mut().extend(resolver_headers);
     answer.extensions_mut().insert(summary);

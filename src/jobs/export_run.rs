@@ -213,7 +213,7 @@ impl ExportRunner {
             NewNotification {
                 agent_id: job.requested_by,
                 project_id: job.project_id,
-                kind: notifications::EXPORT_COMPLETED,
+                kind: notifications::NotificationKind::ExportCompleted,
                 title: "Your contacts export is ready",
                 body: &format!("{} contacts exported.", done.rows_written),
                 export_job_id: Some(job.id),

@@ -181,7 +181,7 @@ async fn fail(
         NewNotification {
             agent_id: job.requested_by,
             project_id: job.project_id,
-            kind: notifications::EXPORT_FAILED,
+            kind: notifications::NotificationKind::ExportFailed,
             title: "Your contacts export failed",
             body: reason,
             export_job_id: Some(job.id),

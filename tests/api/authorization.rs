@@ -606,7 +606,7 @@ async fn fixture(app: &TestApp, cast: &Cast) -> Fixture {
         contacts::domain::notifications::NewNotification {
             agent_id: cast.admin.id.parse().unwrap(),
             project_id: project.parse().unwrap(),
-            kind: contacts::domain::notifications::EXPORT_COMPLETED,
+            kind: contacts::domain::notifications::NotificationKind::ExportCompleted,
             title: "Ready",
             body: "An export is ready.",
             export_job_id: Some(export_job.parse().unwrap()),

@@ -17,7 +17,7 @@ const CONTACT: &str = "query($id: ID!) { contact(id: $id) {
     id lastIp locationCorrected firstSeenAt lastSeenAt
     location { countryCode countryName stateName stateCode provinceName provinceCode city
                postalCode timeZone latitude longitude accuracyRadiusKm }
-    chats { id ip userAgent location { countryCode city } } } }";
+    chats { edges { node { id ip userAgent location { countryCode city } } } } } }";
 
 /// An app with the GeoIP fixture, trusting forwarding headers from the test
 /// client (loopback), so each test can pick the visitor's address.
@@ -88,7 +88,7 @@ async fn a_spanish_visitor_gets_country_state_province_and_every_field() {
     );
     assert_eq!(contact["lastIp"], SPAIN_MALAGA_IP);
     assert_eq!(contact["locationCorrected"], false);
-    let chat = &contact["chats"][0];
+    let chat = &contact["chats"]["edges"][0]["node"];
     assert_eq!(chat["ip"], SPAIN_MALAGA_IP);
     assert_eq!(chat["userAgent"], "TestBrowser/1.0");
     assert_eq!(
@@ -224,7 +224,7 @@ async fn a_returning_visitor_is_found_again_and_moved() {
     assert_eq!(contact["location"]["countryCode"], "IT");
     assert_eq!(contact["lastIp"], ITALY_ROME_IP);
     assert!(contact["lastSeenAt"].as_str() > contact["firstSeenAt"].as_str());
-    assert_eq!(contact["chats"].as_array().unwrap().len(), 2);
+    assert_eq!(contact["chats"]["edges"].as_array().unwrap().len(), 2);
     // A later chat from an unlocatable address keeps what is known.
     start_from(&app, &key, "traveller", "10.0.0.1").await;
     assert_eq!(
@@ -415,7 +415,7 @@ async fn ip_retention_truncates_after_locating() {
     start_from(&app, &key, "private-person", SPAIN_MALAGA_IP).await;
     let contact = contact_view(&app, &admin, "private-person").await;
     assert_eq!(contact["lastIp"], "81.45.12.0");
-    assert_eq!(contact["chats"][0]["ip"], "81.45.12.0");
+    assert_eq!(contact["chats"]["edges"][0]["node"]["ip"], "81.45.12.0");
     assert_eq!(contact["location"]["city"], "Málaga");
 
     let (app, admin, _, key) =

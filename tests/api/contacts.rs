@@ -555,7 +555,7 @@ async fn a_page_with_nested_lists_costs_a_fixed_number_of_statements() {
         }
     }
     let query = "query($p: ID!, $n: Int) { contacts(projectId: $p, first: $n) {
-        edges { node { id name latestChat { id startedAt } chats(first: 2) { id }
+        edges { node { id name latestChat { id startedAt } chats(first: 2) { edges { node { id } } }
                        history(first: 3) { events { kind } hasNextPage } } }
         pageInfo { hasNextPage } } }";
     let mut costs = Vec::new();
@@ -630,9 +630,9 @@ async fn a_page_with_nested_lists_costs_a_fixed_number_of_statements() {
     assert_eq!(costs, vec![3, 5]);
 }
 
-const CONTACT: &str = "query($id: ID!, $after: ID, $hafter: ID) { contact(id: $id) {
+const CONTACT: &str = "query($id: ID!, $after: String, $hafter: ID) { contact(id: $id) {
     id name email phone company customAttributes location { countryCode city }
-    chats(first: 2, after: $after) { id startedAt }
+    chats(first: 2, after: $after) { edges { cursor node { id startedAt } } pageInfo { hasNextPage endCursor } }
     latestChat { id }
     history(first: 2, after: $hafter) { events { id kind actorType actorId field oldValue newValue } hasNextPage endCursor }
 } }";
@@ -676,22 +676,27 @@ async fn the_detail_shows_chats_location_attributes_and_history_in_pages() {
         detail["location"],
         json!({"countryCode": "ES", "city": "Málaga"})
     );
-    let chats = detail["chats"].as_array().unwrap();
+    let chats = detail["chats"]["edges"].as_array().unwrap();
     assert_eq!(chats.len(), 2);
-    assert_eq!(detail["latestChat"]["id"], chats[0]["id"]);
+    assert_eq!(detail["latestChat"]["id"], chats[0]["node"]["id"]);
+    let page_info = &detail["chats"]["pageInfo"];
+    assert_eq!(page_info["hasNextPage"], true, "{body}");
+    assert_eq!(page_info["endCursor"], chats[1]["cursor"]);
     let rest = app
         .graphql(
             Some(&admin.token),
             CONTACT,
-            json!({"id": id, "after": chats[1]["id"]}),
+            json!({"id": id, "after": page_info["endCursor"]}),
         )
         .await;
-    let rest = rest["data"]["contact"]["chats"].as_array().unwrap().clone();
+    let rest_page = &rest["data"]["contact"]["chats"];
+    assert_eq!(rest_page["pageInfo"]["hasNextPage"], false, "{rest}");
+    let rest = rest_page["edges"].as_array().unwrap().clone();
     assert_eq!(rest.len(), 1);
     let all: HashSet<&Value> = chats
         .iter()
         .chain(rest.iter())
-        .map(|chat| &chat["id"])
+        .map(|chat| &chat["node"]["id"])
         .collect();
     assert_eq!(all.len(), 3);
 

@@ -18,7 +18,7 @@ use crate::helpers::{error_code, spawn_app, spawn_app_with};
 
 /// One page of 100 contacts, each with 100 chats and 100 history events.
 const PAGE_WITH_NESTED_PAGES: &str = "contacts(projectId: $p, first: 100) { edges { node {
-    chats(first: 100) { id } history(first: 100) { events { id } } } } }";
+    chats(first: 100) { edges { node { id } } } history(first: 100) { events { id } } } } }";
 
 /// 200 aliases of the page: some four million rows asked in one document.
 fn two_hundred_pages() -> String {
@@ -28,7 +28,7 @@ fn two_hundred_pages() -> String {
     format!("query($p: ID!) {{ {aliases} }}")
 }
 
-const TWO_HUNDRED_PAGES_COST: &str = "10260000";
+const TWO_HUNDRED_PAGES_COST: &str = "14260000";
 
 fn assert_refused_for_cost(errors: &Value, cost: &str, limit: &str) {
     let error = &errors[0];
@@ -143,15 +143,16 @@ async fn a_costly_document_is_refused_over_a_websocket_too() {
     .await;
     assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
 
-    // 1 + 300 × (1 + 100 chats × (1 + id)) for every event.
+    // 1 + 300 × (1 + 100 chats × (1 + edges (1 + node (1 + id)))) for
+    // every event.
     let contacts: String = (0..300)
-        .map(|i| format!("c{i}: contact {{ chats(first: 100) {{ id }} }} "))
+        .map(|i| format!("c{i}: contact {{ chats(first: 100) {{ edges {{ node {{ id }} }} }} }} "))
         .collect();
     let subscription =
         format!("subscription($p: ID!) {{ contactUpdated(projectId: $p) {{ {contacts} }} }}");
     let costly = [
         (two_hundred_pages(), TWO_HUNDRED_PAGES_COST),
-        (subscription, "60301"),
+        (subscription, "120301"),
     ];
     for (id, (query, cost)) in costly.iter().enumerate() {
         send(

@@ -708,3 +708,93 @@ async fn a_value_an_agent_entered_is_never_overwritten_by_the_form() {
         ]
     );
 }
+
+#[tokio::test]
+async fn agents_correct_custom_attributes_validated_like_the_form() {
+    let app = spawn_app().await;
+    let project = project_with_form(&app).await;
+    let token = start(&app, &project.key, "visitor-1").await;
+    submit(
+        &app,
+        &token,
+        json!([{"key": "name", "value": "Ana"}, {"key": "plan", "value": "Free"}, {"key": "seats", "value": "2"}]),
+    )
+    .await;
+    let id = contacts(&app).await[0].id.to_string();
+    let update = "mutation($id: ID!, $a: [CustomAttributeInput!]) {
+        updateContact(id: $id, input: {customAttributes: $a}) { customAttributes } }";
+
+    // The form's rules, with the field named; one bad value and nothing
+    // of the edit is written.
+    for (attributes, field) in [
+        (
+            json!([{"key": "plan", "value": "Gold"}, {"key": "seats", "value": "3"}]),
+            "customAttributes.plan",
+        ),
+        (
+            json!([{"key": "seats", "value": "many"}]),
+            "customAttributes.seats",
+        ),
+        (
+            json!([{"key": "nickname", "value": "x"}]),
+            "customAttributes.nickname",
+        ),
+    ] {
+        let body = app
+            .graphql(
+                Some(&project.admin.token),
+                update,
+                json!({"id": id, "a": attributes}),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    assert_eq!(
+        contacts(&app).await[0].custom_attributes,
+        json!({"plan": "Free", "seats": 2.0})
+    );
+
+    let body = app
+        .graphql(
+            Some(&project.admin.token),
+            update,
+            json!({"id": id, "a": [{"key": "plan", "value": "Pro"}, {"key": "seats", "value": null}]}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updateContact"]["customAttributes"],
+        json!({"plan": "Pro"}),
+        "{body}"
+    );
+    let history: Vec<(String, String, Option<Value>)> = events(&app, contacts(&app).await[0].id)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "AGENT_EDIT")
+        .map(|e| (e.field.unwrap_or_default(), e.actor_type, e.new_value))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (
+                "attributes.plan".to_owned(),
+                "AGENT".to_owned(),
+                Some(json!("Pro"))
+            ),
+            ("attributes.seats".to_owned(), "AGENT".to_owned(), None),
+        ]
+    );
+
+    // The agent's value stays; the cleared attribute is a gap the form
+    // fills again.
+    submit(
+        &app,
+        &token,
+        json!([{"key": "plan", "value": "Free"}, {"key": "seats", "value": "5"}]),
+    )
+    .await;
+    assert_eq!(
+        contacts(&app).await[0].custom_attributes,
+        json!({"plan": "Pro", "seats": 5.0})
+    );
+}

@@ -2,6 +2,7 @@
 //! Runs on SQLite, or on PostgreSQL when TEST_DATABASE_URL is set.
 
 mod accounts;
+mod arguments;
 mod auth;
 mod authorization;
 mod batching;

@@ -23,7 +23,7 @@ const FORM: &str =
 const DETAIL: &str = "query($id: ID!) { contact(id: $id) {
     id name email phone company customAttributes
     possibleDuplicates { id email }
-    chats { id }
+    chats { edges { node { id } } }
     history(first: 100) { events { kind field newValue } } } }";
 
 struct Shop {
@@ -370,7 +370,7 @@ async fn a_verified_identity_merges_devices_and_every_change_is_announced() {
     assert_eq!(app.contact_of_browser("phone").await.id, sam.id);
     let merged = detail(&app, &shop.admin, sam.id).await;
     assert_eq!(merged["company"], "Sam's shop");
-    assert_eq!(merged["chats"].as_array().unwrap().len(), 3);
+    assert_eq!(merged["chats"]["edges"].as_array().unwrap().len(), 3);
 
     // The same phone without the identity is the browser again, which
     // answered only the company.
