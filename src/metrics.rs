@@ -236,8 +236,11 @@ impl Metrics {
         let by_status = db
             .query_all_raw(Statement::from_string(
                 backend,
-                "SELECT status, COUNT(*) AS jobs, COALESCE(SUM(rows_written), 0) AS rows_written, \
-                 COALESCE(SUM(file_bytes), 0) AS file_bytes FROM export_jobs GROUP BY status",
+                // PostgreSQL sums bigints as numeric: cast back.
+                "SELECT status, COUNT(*) AS jobs, \
+                 CAST(COALESCE(SUM(rows_written), 0) AS BIGINT) AS rows_written, \
+                 CAST(COALESCE(SUM(file_bytes), 0) AS BIGINT) AS file_bytes \
+                 FROM export_jobs GROUP BY status",
             ))
             .await?;
         let mut counts = [0i64; EXPORT_STATUSES.len()];
