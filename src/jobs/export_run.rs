@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use entity::{agent, contact, export_job, form_question};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect, QueryTrait, Statement, TransactionTrait as _,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, Statement, TransactionTrait as _,
 };
+use tracing::Instrument as _;
 
 use crate::config::ExportSettings;
 use crate::domain::access::{self, Role};
@@ -312,12 +313,18 @@ impl ExportRunner {
         };
         let layout = ExportLayout::new(choices.columns.resolve(found_keys), choices.time_zone);
         source.with_attributes = layout.needs_attributes();
-        let total = contact::Entity::find()
-            .filter(source.condition(self.db.get_database_backend()))
-            .count(&self.db)
-            .await? as i64;
-        queue::record_progress(&self.db, job.id, worker, 0, total).await?;
-        self.announce(job);
+        // Counted beside the reading, on a connection of its own, instead of
+        // before it: the count is a scan of the same rows, which the export
+        // used to wait for. Progress is recorded once the total is known
+        // (well within the first interval), so it never runs ahead of it.
+        let mut counting = Some(tokio::spawn(
+            count_rows(
+                self.db.clone(),
+                source.condition(self.db.get_database_backend()),
+            )
+            .in_current_span(),
+        ));
+        let mut total: Option<i64> = None;
 
         let path = temp_path(&self.tmp_dir, job);
         let _cleanup = TempFile::new(path.clone());
@@ -346,7 +353,12 @@ impl ExportRunner {
             })
             .await?;
 
-            if last_progress.elapsed() >= PROGRESS_INTERVAL {
+            if total.is_none() && counting.as_ref().is_some_and(|count| count.is_finished()) {
+                total = Some(counted(counting.take()).await?);
+            }
+            if let Some(total) = total
+                && last_progress.elapsed() >= PROGRESS_INTERVAL
+            {
                 last_progress = Instant::now();
                 if !queue::record_progress(
                     &self.db,
@@ -364,6 +376,11 @@ impl ExportRunner {
             self.throttle(started, written).await;
         }
         blocking(&path, move || writer.finish()).await?;
+        if let Some(count) = counting {
+            // Rows were all read before the count came back: its answer no
+            // longer matters, the rows written are the total.
+            count.abort();
+        }
         control.check()?;
         self.check_not_cancelled(job).await?;
 
@@ -484,6 +501,23 @@ async fn blocking<T: Send + 'static>(
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let factor = 2u32.saturating_pow(Ord::min(attempt.saturating_sub(1), 16));
     (base * factor).min(Duration::from_secs(3600))
+}
+
+async fn count_rows(db: DatabaseConnection, condition: Condition) -> Result<i64, RunError> {
+    Ok(contact::Entity::find().filter(condition).count(&db).await? as i64)
+}
+
+/// The answer of the count beside the reading.
+async fn counted(
+    counting: Option<tokio::task::JoinHandle<Result<i64, RunError>>>,
+) -> Result<i64, RunError> {
+    match counting {
+        Some(count) => count.await.unwrap_or_else(|join| {
+            tracing::error!(error = %join, "the export's row count stopped");
+            Err(RunError::Transient("the rows could not be counted".into()))
+        }),
+        None => Err(RunError::Transient("the rows could not be counted".into())),
+    }
 }
 
 /// The custom attributes used in the project: those its form asks for, and
