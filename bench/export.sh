@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The contact export benchmark: `contacts export` (the workers' own code
 # path: keyset chunks → CSV file → store) against `psql \copy` of the same
-# rows, on a PostgreSQL database of its own (seeded like bench/run.sh), with the peak
+# rows, on a PostgreSQL database of its own (seeded like bench/run.sh), interleaved
+# RUNS times (3) with medians, and the XLSX export of all rows; with the peak
 # memory of the export at about 100k and at all (1M) rows.
 #
 #   bash bench/export.sh          # seeds like bench/run.sh when needed
@@ -52,12 +53,14 @@ copy_query() {
   echo "SELECT c.id, c.name, c.email, c.phone, c.company, c.country_code, c.state_name, c.province_name, c.city, c.postal_code, c.time_zone, c.created_at, c.last_seen_at, c.custom_attributes FROM contacts c WHERE c.project_id = '$PROJECT_ID' AND c.created_at >= '$1' AND c.created_at < '$2' ORDER BY c.created_at, c.id"
 }
 
-measure_export() { # from to label
-  step "contacts export: $3"
+measure_export() { # from to label [format]
+  local format="${4:-csv}"
+  step "contacts export ($format): $3"
   /usr/bin/time -f "%e %M" -o "$OUT/time-$3" \
-    "$BIN" export --project "$PROJECT_ID" --agent "$AGENT_EMAIL" --from "$1" --to "$2" | tee "$OUT/export-$3.log" >&2
+    "$BIN" export --project "$PROJECT_ID" --agent "$AGENT_EMAIL" --from "$1" --to "$2" --format "$format" | tee "$OUT/export-$3.log" >&2
   rows="$(grep -o 'completed: [0-9]*' "$OUT/export-$3.log" | grep -o '[0-9]*')"
   read -r seconds kb < "$OUT/time-$3"
+  rm -rf "$OUT/data/exports"
   echo "$rows $seconds $kb"
 }
 
@@ -67,27 +70,40 @@ measure_copy() { # from to label
     psql "$DB_URL" -v ON_ERROR_STOP=1 -qtAX -c "\\copy ($(copy_query "$1" "$2")) TO '$OUT/copy-$3.csv' WITH (FORMAT csv, HEADER)"
   rows="$(($(wc -l < "$OUT/copy-$3.csv") - 1))"
   read -r seconds kb < "$OUT/time-copy-$3"
+  rm -f "$OUT/copy-$3.csv"
   echo "$rows $seconds $kb"
 }
 
 # Warm the cache once so that neither side pays for the first read.
 psql_bench -c "SELECT count(*) FROM contacts WHERE project_id = '$PROJECT_ID'" >/dev/null
 
-read -r big_rows big_s big_kb < <(measure_export "$ALL_FROM" "$ALL_TO" all)
-read -r copy_rows copy_s copy_kb < <(measure_copy "$ALL_FROM" "$ALL_TO" all)
-read -r small_rows small_s small_kb < <(measure_export "$SMALL_FROM" "$ALL_TO" small)
-rm -rf "$OUT/data/exports" "$OUT"/copy-*.csv
-
+RUNS="${RUNS:-3}"
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 rate() { awk -v r="$1" -v s="$2" 'BEGIN { printf "%.0f", r / s }'; }
-cat <<TABLE
+: > "$OUT/runs"
+# Interleaved: each run measures the export, then psql, then the small
+# export and the XLSX export, so that the machine's drift touches all alike.
+for run in $(seq 1 "$RUNS"); do
+  read -r big_rows big_s big_kb < <(measure_export "$ALL_FROM" "$ALL_TO" all)
+  read -r copy_rows copy_s copy_kb < <(measure_copy "$ALL_FROM" "$ALL_TO" all)
+  read -r small_rows small_s small_kb < <(measure_export "$SMALL_FROM" "$ALL_TO" small)
+  read -r xlsx_rows xlsx_s xlsx_kb < <(measure_export "$ALL_FROM" "$ALL_TO" xlsx xlsx)
+  echo "$run $big_rows $big_s $big_kb $copy_rows $copy_s $copy_kb $small_rows $small_s $small_kb $xlsx_rows $xlsx_s $xlsx_kb" >> "$OUT/runs"
+done
 
-| run | rows | seconds | rows/s | peak RSS |
-|---|---|---|---|---|
-| contacts export, all | $big_rows | $big_s | $(rate "$big_rows" "$big_s") | $((big_kb / 1024)) MiB |
-| psql \\copy, same rows | $copy_rows | $copy_s | $(rate "$copy_rows" "$copy_s") | $((copy_kb / 1024)) MiB |
-| contacts export, newest $SMALL | $small_rows | $small_s | $(rate "$small_rows" "$small_s") | $((small_kb / 1024)) MiB |
+column_of() { awk -v c="$1" '{ print $c }' "$OUT/runs"; }
+printf '\n| run | export CSV 1M (s, MiB) | psql \\copy 1M (s, MiB) | ratio (psql s ÷ export s) | export CSV newest %s (s, MiB) | export XLSX 1M (s, MiB) |\n|---|---|---|---|---|---|\n' "$SMALL"
+while read -r run big_rows big_s big_kb copy_rows copy_s copy_kb small_rows small_s small_kb xlsx_rows xlsx_s xlsx_kb; do
+  [ "$big_rows" = "$copy_rows" ] || echo "rows differ in run $run: export $big_rows, psql $copy_rows" >&2
+  echo "| $run | $big_s, $((big_kb / 1024)) | $copy_s, $((copy_kb / 1024)) | $(ratio "$copy_s" "$big_s") | $small_s, $((small_kb / 1024)) | $xlsx_s, $((xlsx_kb / 1024)) |"
+done < "$OUT/runs"
+big_median="$(column_of 3 | median)"
+copy_median="$(column_of 6 | median)"
+cat <<SUMMARY
 
-export rows/s ÷ psql rows/s: $(ratio "$(rate "$big_rows" "$big_s")" "$(rate "$copy_rows" "$copy_s")")
-peak memory, all ÷ newest $SMALL: $(ratio "$big_kb" "$small_kb")
-TABLE
+rows: export $(column_of 2 | head -1), psql $(column_of 5 | head -1), XLSX $(column_of 11 | head -1)
+median seconds: export CSV $big_median, psql \\copy $copy_median, XLSX $(column_of 12 | median)
+export speed ÷ psql speed (medians): $(ratio "$copy_median" "$big_median"); per run: $(paste -d' ' <(column_of 6) <(column_of 3) | awk '{ printf "%.2f ", $1 / $2 }')
+peak memory (median MiB): CSV 1M $(($(column_of 4 | median | cut -d. -f1) / 1024)), CSV newest $SMALL $(($(column_of 10 | median | cut -d. -f1) / 1024)), XLSX 1M $(($(column_of 13 | median | cut -d. -f1) / 1024))
+SUMMARY
