@@ -164,7 +164,10 @@ impl ExportRunner {
         control: &Control,
     ) -> Result<(), RunError> {
         if job.status == ExportStatus::Completed {
-            return self.send_mail(job, worker).await;
+            return self
+                .send_mail(job, worker)
+                .instrument(tracing::info_span!("export mail"))
+                .await;
         }
         control.check()?;
         // Published at the claim: a new attempt is an event of its own,
@@ -183,7 +186,9 @@ impl ExportRunner {
             None => false,
         };
         if !already_uploaded {
-            self.write_and_upload(job, worker, control, &key).await?;
+            self.write_and_upload(job, worker, control, &key)
+                .instrument(tracing::info_span!("export file"))
+                .await?;
         }
         control.check()?;
 
@@ -234,7 +239,9 @@ impl ExportRunner {
                 agent_id: job.requested_by,
                 notification_id: note.id,
             }));
-        self.send_mail(&done, worker).await
+        self.send_mail(&done, worker)
+            .instrument(tracing::info_span!("export mail"))
+            .await
     }
 
     /// A completion refused by the row: cancelled, or no longer this
@@ -393,6 +400,7 @@ impl ExportRunner {
         let stored = self
             .store
             .put_file_journaled(key, &path, choices.format.content_type(), &journal)
+            .instrument(tracing::info_span!("export upload"))
             .await
             .map_err(storage_error)?;
         if !queue::record_upload(&self.db, job.id, worker, key, stored.size as i64, written).await?

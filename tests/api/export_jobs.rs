@@ -503,9 +503,17 @@ async fn without_s3_a_mailed_link_streams_the_file_until_the_requester_leaves() 
     assert!(refused.text().await.unwrap().contains("no longer a member"));
 }
 
-/// The `span` a JSON log line was written in, as the log collector sees it.
+/// The job of the spans a JSON log line was written in (the job's span, or
+/// a step's inside it), as the log collector sees them.
 fn job_of(line: &Value) -> Option<&str> {
-    line["span"]["job"].as_str()
+    export_span(line).and_then(|span| span["job"].as_str())
+}
+
+fn export_span(line: &Value) -> Option<&Value> {
+    line["spans"]
+        .as_array()?
+        .iter()
+        .find(|span| span["name"] == "export")
 }
 
 #[tokio::test]
@@ -622,10 +630,28 @@ async fn each_log_line_of_concurrent_jobs_names_its_own_job() {
         assert_eq!(named, job_ids, "{message}: {attributed:?}\n{log}");
     }
     // Whatever a job's span covers names that job, its project and its attempt.
-    for line in lines.iter().filter(|line| line["span"]["name"] == "export") {
+    for line in lines.iter().filter(|line| export_span(line).is_some()) {
+        let span = export_span(line).unwrap();
         assert!(job_ids.contains(job_of(line).unwrap()), "{line}");
-        assert_eq!(line["span"]["project"], project_id, "{line}");
-        assert_eq!(line["span"]["attempt"], 1, "{line}");
+        assert_eq!(span["project"], project_id, "{line}");
+        assert_eq!(span["attempt"], 1, "{line}");
+    }
+    // The steps are spans of their own inside the job's.
+    for (message, step) in [
+        ("export uploaded", "export file"),
+        ("export link mailed", "export mail"),
+    ] {
+        for line in lines
+            .iter()
+            .filter(|line| line["fields"]["message"] == message)
+        {
+            assert!(
+                line["spans"]
+                    .as_array()
+                    .is_some_and(|spans| spans.iter().any(|span| span["name"] == step)),
+                "{message} outside {step}: {line}"
+            );
+        }
     }
     // The upload and the delivery say how much was exported.
     for message in ["export uploaded", "export completed"] {

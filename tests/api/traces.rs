@@ -109,6 +109,40 @@ async fn spans_of_a_request_reach_the_collector_in_the_clients_trace() {
         .await
         .unwrap();
     assert!(me["data"]["me"]["id"].is_string(), "{me}");
+
+    // An export: its job and steps are spans too.
+    let ask = |query: &'static str, variables: Value| {
+        let request = client
+            .post(&graphql)
+            .bearer_auth(&token)
+            .json(&json!({"query": query, "variables": variables}));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let projects = ask("{ projects { id } }", json!({})).await;
+    let project_id = projects["data"]["projects"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let asked = ask(
+        "mutation($p: ID!) { exportContacts(projectId: $p, from: \"2000-01-01\", to: \"2100-01-01\") { id } }",
+        json!({"p": project_id}),
+    )
+    .await;
+    let job_id = asked["data"]["exportContacts"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..200 {
+        let job = ask(
+            "query($id: ID!) { exportJob(id: $id) { status mailSentAt } }",
+            json!({"id": job_id}),
+        )
+        .await;
+        if job["data"]["exportJob"]["mailSentAt"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.terminate();
     server.wait_for_exit(Duration::from_secs(30)).await;
@@ -188,6 +222,42 @@ async fn spans_of_a_request_reach_the_collector_in_the_clients_trace() {
             );
         }
     }
+    // The export's job span, with its steps inside it.
+    let job_span = spans
+        .iter()
+        .find(|span| {
+            span.name == "export" && string_attribute(span, "job") == Some(job_id.as_str())
+        })
+        .unwrap_or_else(|| panic!("no span of export {job_id}"));
+    assert_eq!(
+        string_attribute(job_span, "project"),
+        Some(project_id.as_str())
+    );
+    for step in ["export file", "export mail"] {
+        assert!(
+            spans
+                .iter()
+                .any(|span| span.name == step && span.parent_span_id == job_span.span_id),
+            "no {step} span inside the job's"
+        );
+    }
+    let file_span = spans
+        .iter()
+        .find(|span| span.name == "export file" && span.parent_span_id == job_span.span_id)
+        .unwrap();
+    assert!(
+        spans
+            .iter()
+            .any(|span| span.name == "export upload" && span.parent_span_id == file_span.span_id),
+        "no upload span inside the file's"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|span| span.name.starts_with("sql ") && span.trace_id == job_span.trace_id),
+        "no SQL span in the export's trace"
+    );
+
     // No span carries the token or the password.
     let everything = format!("{spans:?}");
     assert!(!everything.contains(&token));
