@@ -148,13 +148,15 @@ async fn process(
         }
         Some(Err(RunError::Transient(reason))) if job.attempts < job.max_attempts => {
             let retry_in = backoff(runner.settings.retry_base, job.attempts as u32);
-            tracing::warn!(reason, ?retry_in, "export failed; will retry");
+            let (rows, bytes) = written_so_far(db, &job).await;
+            tracing::warn!(reason, ?retry_in, rows, bytes, "export failed; will retry");
             queue::retry_later(db, job.id, worker, &reason, retry_in)
                 .await
                 .map(|_| ())
         }
         Some(Err(RunError::Transient(reason) | RunError::Permanent(reason))) => {
-            tracing::error!(reason, "export failed");
+            let (rows, bytes) = written_so_far(db, &job).await;
+            tracing::error!(reason, rows, bytes, "export failed");
             fail(runner, &job, worker, &reason).await
         }
     };
@@ -162,6 +164,14 @@ async fn process(
         tracing::error!(?error, "cannot record how an export ended");
     }
     runner.announce(&job);
+}
+
+/// The rows and bytes the attempt got to, for the line that says it failed.
+async fn written_so_far(db: &sea_orm::DatabaseConnection, job: &export_job::Model) -> (i64, i64) {
+    match crate::domain::exports::reload(db, job.id).await {
+        Ok(now) => (now.rows_written, now.file_bytes.unwrap_or(0)),
+        Err(_) => (job.rows_written, job.file_bytes.unwrap_or(0)),
+    }
 }
 
 async fn fail(
