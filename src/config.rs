@@ -46,6 +46,10 @@ pub struct Settings {
     /// How often the cached list of allowed origins is reloaded, besides
     /// the reload that every change triggers.
     pub origins_refresh: Duration,
+    /// How long a token's agent and a membership, once read, are taken
+    /// from memory; every change clears them sooner. Zero reads them on
+    /// every request.
+    pub access_cache: Duration,
     /// How long requests in flight may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// How long a request waits for a PostgreSQL connection before it
@@ -404,6 +408,7 @@ impl Settings {
             rate_limits,
             agent_app_origins,
             origins_refresh: Duration::from_secs(parse_or(&var, "ORIGINS_REFRESH_SECS", 60)?),
+            access_cache: Duration::from_millis(parse_or(&var, "ACCESS_CACHE_MS", 1_000)?),
             shutdown_grace: Duration::from_secs(parse_or(&var, "SHUTDOWN_GRACE_SECS", 30)?),
             database_acquire_timeout: Duration::from_millis(parse_or(
                 &var,

@@ -1,6 +1,7 @@
 //! The contacts service of a live-chat support product: a GraphQL API over
 //! projects, agents and the contacts their visitors become.
 
+pub mod access_cache;
 pub mod bootstrap;
 pub mod cli;
 pub mod client_ip;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
+use crate::access_cache::AccessCache;
 use crate::config::Settings;
 use crate::domain::export_links::ExportLinks;
 use crate::geo::GeoLocator;
@@ -17,6 +18,8 @@ use crate::storage::{ExportStore, LocalStore};
 pub struct Services {
     pub db: DatabaseConnection,
     pub bus: Arc<dyn EventBus>,
+    /// Tokens and memberships seen in the last moment; the bus clears them.
+    pub access_cache: Arc<AccessCache>,
     pub settings: Arc<Settings>,
     pub geo: Arc<dyn GeoLocator>,
     /// Where export files are stored.

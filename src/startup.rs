@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access_cache::{AccessCache, InvalidatingBus};
 use crate::bootstrap::{self, OwnerLogin};
 use crate::config::{GeoSettings, Settings};
 use crate::db;
@@ -82,7 +83,11 @@ impl App {
             }
             None
         };
-        let bus = open_bus(&db).await?;
+        let access_cache = Arc::new(AccessCache::new(settings.access_cache));
+        let bus: Arc<dyn EventBus> = Arc::new(InvalidatingBus::new(
+            open_bus(&db).await?,
+            access_cache.clone(),
+        ));
         let exporting = ExportAdapters::open(&settings, adapters).await?;
         let origins = Arc::new(OriginPolicy::new(&settings.agent_app_origins));
         origins
@@ -97,6 +102,7 @@ impl App {
         let services = Services {
             db,
             bus,
+            access_cache,
             settings: Arc::new(settings.clone()),
             geo: open_geo(&settings.geo)?,
             store: exporting.store.clone(),
@@ -181,6 +187,10 @@ impl App {
             .rate_limiter
             .clone()
             .spawn_housekeeping(self.shutdown.clone());
+        services
+            .access_cache
+            .clone()
+            .spawn_invalidator(services.bus.as_ref(), self.shutdown.clone());
         services.origins.clone().spawn_refresher(
             services.db.clone(),
             services.bus.clone(),

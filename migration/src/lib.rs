@@ -15,6 +15,8 @@ mod m20261201_000009_accounts;
 mod m20261201_000010_export_choices;
 mod m20261201_000011_export_delivery;
 mod m20261201_000012_export_file_retention;
+mod m20261201_000013_contact_search_text;
+pub mod search_folding;
 
 pub struct Migrator;
 
@@ -34,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_export_choices::Migration),
             Box::new(m20261201_000011_export_delivery::Migration),
             Box::new(m20261201_000012_export_file_retention::Migration),
+            Box::new(m20261201_000013_contact_search_text::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub use entity::membership::Role;
 use sea_orm::{ConnectionTrait, EntityTrait};
 use uuid::Uuid;
 
+use crate::access_cache::AccessCache;
 use crate::error::{AppError, AppResult};
 
 /// Proof that an agent holds a role in a project; only `require_role`
@@ -64,14 +65,48 @@ pub async fn require_role(
     project_id: Uuid,
     needed: Role,
 ) -> AppResult<ProjectAccess> {
+    let access = find_access(db, agent_id, project_id).await?;
+    check_role(access, needed)
+}
+
+/// `require_role` for the gate of a request: a membership found in the
+/// last moment is taken from `cache`, which every membership change clears.
+pub async fn require_role_cached(
+    cache: &AccessCache,
+    db: &impl ConnectionTrait,
+    agent_id: Uuid,
+    project_id: Uuid,
+    needed: Role,
+) -> AppResult<ProjectAccess> {
+    let access = match cache.membership(project_id, agent_id) {
+        Some(access) => access,
+        None => {
+            let ticket = cache.ticket();
+            let access = find_access(db, agent_id, project_id).await?;
+            cache.keep_membership(ticket, &access);
+            access
+        }
+    };
+    check_role(access, needed)
+}
+
+async fn find_access(
+    db: &impl ConnectionTrait,
+    agent_id: Uuid,
+    project_id: Uuid,
+) -> AppResult<ProjectAccess> {
     let membership = membership::Entity::find_by_id((project_id, agent_id))
         .one(db)
         .await?
         .ok_or(AppError::NotFound("project"))?;
-    if !satisfies(membership.role, needed) {
+    Ok(ProjectAccess::from(&membership))
+}
+
+fn check_role(access: ProjectAccess, needed: Role) -> AppResult<ProjectAccess> {
+    if !satisfies(access.role, needed) {
         return Err(AppError::Forbidden("only project admins may do this"));
     }
-    Ok(ProjectAccess::from(&membership))
+    Ok(access)
 }
 
 #[cfg(test)]

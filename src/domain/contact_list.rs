@@ -13,8 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use entity::contact;
-use sea_orm::sea_query::extension::postgres::PgExpr;
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, SimpleExpr};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LikeExpr, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Order, PaginatorTrait,
     QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Value,
@@ -118,6 +117,10 @@ pub struct FilterInput {
     pub has_phone: Option<bool>,
 }
 
+/// PostgreSQL's generated search column (migration 13), which the entity
+/// does not carry: nothing writes it.
+const SEARCH_TEXT: &str = "search_text";
+
 /// LIKE patterns for a search term, escaped so that `%` and `_` in the
 /// term match themselves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,6 +128,8 @@ struct Search {
     /// As typed, trimmed.
     term: String,
     text: String,
+    /// The text pattern with accents folded, for PostgreSQL's search column.
+    folded: String,
     /// Phones are stored in E.164; a term that looks like a phone number
     /// is matched by its digits, so `612 34` finds `+3461234…`.
     phone: String,
@@ -178,6 +183,7 @@ impl Search {
         Ok(Some(Search {
             term: typed,
             text: like_pattern(&term),
+            folded: like_pattern(&migration::search_folding::fold(&term)),
             phone: like_pattern(phone),
         }))
     }
@@ -249,29 +255,28 @@ impl ContactFilter {
     pub fn condition(&self, backend: DbBackend) -> Condition {
         let mut condition = Condition::all();
         if let Some(search) = &self.search {
-            let name_like = |pattern: &str| -> SimpleExpr {
-                let column = Expr::col((contact::Entity, contact::Column::Name));
-                match backend {
-                    // ILIKE, which the trigram index answers; backslash is
-                    // PostgreSQL's default escape character (sea-query
-                    // cannot render ILIKE with an ESCAPE clause).
-                    DbBackend::Postgres => column.ilike(LikeExpr::new(pattern)),
-                    // SQLite's LIKE ignores the case of ASCII letters.
-                    _ => column.like(LikeExpr::new(pattern).escape('\\')),
+            let like = |column: SimpleExpr, pattern: &str| -> SimpleExpr {
+                column.like(LikeExpr::new(pattern).escape('\\'))
+            };
+            let column = |column: contact::Column| Expr::col((contact::Entity, column));
+            condition = condition.add(match backend {
+                // One generated column holds the folded name, the email
+                // and the phone (migration 13).
+                DbBackend::Postgres => {
+                    let text = || Expr::col((contact::Entity, Alias::new(SEARCH_TEXT)));
+                    let mut any = Condition::any().add(like(text(), &search.folded));
+                    if search.phone != search.text {
+                        any = any.add(like(text(), &search.phone));
+                    }
+                    any
                 }
-            };
-            // Emails are stored lower-cased and phones hold digits only:
-            // plain LIKE on them, cheaper per row than ILIKE, and answered
-            // by the same trigram indexes.
-            let like = |column: contact::Column, pattern: &str| -> SimpleExpr {
-                Expr::col((contact::Entity, column)).like(LikeExpr::new(pattern).escape('\\'))
-            };
-            condition = condition.add(
-                Condition::any()
-                    .add(name_like(&search.text))
-                    .add(like(contact::Column::Email, &search.text))
-                    .add(like(contact::Column::Phone, &search.phone)),
-            );
+                // SQLite's LIKE ignores the case of ASCII letters; emails
+                // are stored lower-cased and phones hold digits only.
+                _ => Condition::any()
+                    .add(like(column(contact::Column::Name), &search.text))
+                    .add(like(column(contact::Column::Email), &search.text))
+                    .add(like(column(contact::Column::Phone), &search.phone)),
+            });
         }
         if let Some(from) = self.created_from {
             condition = condition.add(contact::Column::CreatedAt.gte(from));
@@ -669,6 +674,7 @@ impl ContactList {
             (Direction::Desc, true) => left.lte(right),
         };
         let id = || Expr::col((contact::Entity, contact::Column::Id));
+        let keyed = segment == Segment::Keyed;
         match segment {
             Segment::Keyed => {
                 if self.order.field.is_optional() {
@@ -691,12 +697,26 @@ impl ContactList {
                 }
             }
         }
-        let statement = query
-            .select_only()
-            .columns(LIST_COLUMNS)
-            .order_by(contact::Column::Id, order)
-            .limit(limit)
-            .build(db.get_database_backend());
+        let backend = db.get_database_backend();
+        let query = query
+            .order_by(contact::Column::Id, order.clone())
+            .limit(limit);
+        let statement = if self.filter.search.is_some() && backend == DbBackend::Postgres {
+            // The page's ids first, from the list's index alone (it carries
+            // the search column), then only those rows: the contacts the
+            // search skips are never read.
+            let ids = query.select_only().column(contact::Column::Id).into_query();
+            let mut page = contact::Entity::find()
+                .select_only()
+                .columns(LIST_COLUMNS)
+                .filter(contact::Column::Id.in_subquery(ids));
+            if keyed {
+                page = page.order_by(column, order.clone());
+            }
+            page.order_by(contact::Column::Id, order).build(backend)
+        } else {
+            query.select_only().columns(LIST_COLUMNS).build(backend)
+        };
         let rows = db.query_all_raw(statement).await?;
         Ok(rows.iter().map(contact_of_row).collect::<Result<_, _>>()?)
     }

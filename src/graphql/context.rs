@@ -121,5 +121,13 @@ pub async fn project_access(
 ) -> AppResult<ProjectAccess> {
     let agent = require_agent(ctx)?;
     let project_id = parse_id(project_id, "projectId")?;
-    access::require_role(&services(ctx).db, agent.id, project_id, needed).await
+    let services = services(ctx);
+    access::require_role_cached(
+        &services.access_cache,
+        &services.db,
+        agent.id,
+        project_id,
+        needed,
+    )
+    .await
 }

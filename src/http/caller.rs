@@ -3,27 +3,26 @@
 
 use std::net::SocketAddr;
 
-use axum::http::{HeaderMap, header};
-use sea_orm::DatabaseConnection;
-
 use super::cors;
 use super::request_pipeline::Caller;
-use crate::config::Settings;
 use crate::domain::chats;
+use crate::domain::ids::secret_hash;
 use crate::domain::sessions;
 use crate::error::AppResult;
 use crate::graphql::context::{RequestOrigin, Viewer, VisitorSession};
+use crate::services::Services;
+use axum::http::{HeaderMap, header};
 
 /// The token could not be checked: the database is down.
 #[derive(Debug)]
 pub struct Unavailable;
 
 pub async fn identify(
-    db: &DatabaseConnection,
-    settings: &Settings,
+    services: &Services,
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<Caller, Unavailable> {
+    let settings = &services.settings;
     let origin = RequestOrigin {
         ip: Some(settings.trusted_proxies.client_ip(peer.ip(), headers)),
         user_agent: headers
@@ -32,7 +31,7 @@ pub async fn identify(
             .map(str::to_owned),
     };
     let viewer = match bearer_token(headers) {
-        Some(token) => viewer_for_token(db, token, &origin).await?,
+        Some(token) => viewer_for_token(services, token, &origin).await?,
         None => Viewer::default(),
     };
     Ok(Caller {
@@ -55,12 +54,12 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// revoked token makes the caller anonymous: public
 /// operations still work, the rest answer UNAUTHENTICATED.
 async fn viewer_for_token(
-    db: &DatabaseConnection,
+    services: &Services,
     token: &str,
     origin: &RequestOrigin,
 ) -> Result<Viewer, Unavailable> {
     let looked_up = if token.starts_with("vt_") {
-        chats::authenticate_visitor(db, token)
+        chats::authenticate_visitor(&services.db, token)
             .await
             .map(|found| Viewer {
                 visitor: found.map(|chat| VisitorSession {
@@ -70,7 +69,7 @@ async fn viewer_for_token(
                 ..Viewer::default()
             })
     } else {
-        agent_for_token(db, token, origin)
+        agent_for_token(services, token, origin)
             .await
             .map(|agent| Viewer {
                 agent,
@@ -84,13 +83,21 @@ async fn viewer_for_token(
     })
 }
 
-/// The agent of a live token, recording the session's use (at most once a
-/// minute, so it costs no statement on most requests).
+/// The agent of a live token. Its session's use is recorded when the
+/// token is read from the database (at most once a minute, so it costs no
+/// statement on most requests); a token seen a moment ago is taken from
+/// the cache, which every revocation clears.
 async fn agent_for_token(
-    db: &DatabaseConnection,
+    services: &Services,
     token: &str,
     origin: &RequestOrigin,
 ) -> AppResult<Option<entity::agent::Model>> {
+    let token_hash = secret_hash(token);
+    if let Some((agent, _)) = services.access_cache.session(&token_hash) {
+        return Ok(Some(agent));
+    }
+    let ticket = services.access_cache.ticket();
+    let db = &services.db;
     let Some((agent, session)) = sessions::authenticate(db, token).await? else {
         return Ok(None);
     };
@@ -98,5 +105,8 @@ async fn agent_for_token(
         // The request goes on: when a session was last used is a hint.
         tracing::warn!(?error, "cannot record a session's use");
     }
+    services
+        .access_cache
+        .keep_session(ticket, token_hash, agent.clone(), session);
     Ok(Some(agent))
 }

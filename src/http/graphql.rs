@@ -172,7 +172,7 @@ async fn answer(
         Err(other) => return errors(format, StatusCode::BAD_REQUEST, [other.error()]),
     };
     let services = &state.services;
-    let caller = match caller::identify(&services.db, &services.settings, peer, headers).await {
+    let caller = match caller::identify(services, peer, headers).await {
         Ok(caller) => caller,
         Err(Unavailable) => {
             let mut error = ServerError::new("service unavailable", None);

@@ -122,7 +122,15 @@ async fn statements_of(
 #[tokio::test]
 async fn exports_and_notifications_load_their_jobs_and_agents_in_batches() {
     let counter = StatementCounter::installed();
-    let app = spawn_app_full(|settings| settings.exports.workers = 0, unreachable_store()).await;
+    // Counted with the token and membership read on every request.
+    let app = spawn_app_full(
+        |settings| {
+            settings.exports.workers = 0;
+            settings.access_cache = std::time::Duration::ZERO;
+        },
+        unreachable_store(),
+    )
+    .await;
     let ana = app.agent("ana").await;
     let project_id = app.project(&ana, "Shop").await;
     for i in 0..20 {
@@ -193,7 +201,11 @@ async fn exports_and_notifications_load_their_jobs_and_agents_in_batches() {
 #[tokio::test]
 async fn projects_load_their_members_and_origins_in_batches() {
     let counter = StatementCounter::installed();
-    let app = spawn_app_full(|_| {}, Adapters::default()).await;
+    let app = spawn_app_full(
+        |settings| settings.access_cache = std::time::Duration::ZERO,
+        Adapters::default(),
+    )
+    .await;
     let ana = app.agent("ana").await;
     let query = "{ me { projects { id members { role agent { id } } allowedOrigins } } }";
     let mut costs = Vec::new();

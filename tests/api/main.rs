@@ -1,6 +1,7 @@
 //! The server driven over HTTP and websockets, as its clients drive it.
 //! Runs on SQLite, or on PostgreSQL when TEST_DATABASE_URL is set.
 
+mod access_cache;
 mod accounts;
 mod arguments;
 mod auth;
