@@ -9,19 +9,12 @@
 //! an id that matches nothing) still apply when it runs.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-    NextValidation,
-};
 use async_graphql::parser::types::{
     BaseType, DocumentOperations, ExecutableDocument, Field, OperationDefinition, Selection,
     SelectionSet, Type, TypeKind, TypeSystemDefinition,
 };
-use async_graphql::{
-    Name, Pos, Request, ServerError, ServerResult, ValidationResult, Value, Variables, parser,
-};
+use async_graphql::{Name, Pos, ServerError, Value, Variables, parser};
 
 use crate::domain::contact_list::MAX_PAGE_SIZE;
 use crate::domain::ids::parse_id;
@@ -298,96 +291,6 @@ fn check_value(rule: Rule, value: &Value) -> Result<(), String> {
             .try_for_each(|item| check_value(Rule::Id, item)),
         // Any other type is validation's to refuse, which has run already.
         _ => Ok(()),
-    }
-}
-
-/// The argument check as a schema extension, so that HTTP and websocket
-/// requests pass it alike, right after async-graphql's own validation.
-pub struct ArgumentCheck {
-    rules: Arc<ArgumentRules>,
-}
-
-impl ArgumentCheck {
-    pub fn new(rules: ArgumentRules) -> Self {
-        ArgumentCheck {
-            rules: Arc::new(rules),
-        }
-    }
-}
-
-impl ExtensionFactory for ArgumentCheck {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestArguments {
-            rules: self.rules.clone(),
-            request: Mutex::default(),
-        })
-    }
-}
-
-/// One request's check: the hooks before validation keep the operation
-/// name, variables and document; the validation hook checks them.
-struct RequestArguments {
-    rules: Arc<ArgumentRules>,
-    request: Mutex<SeenRequest>,
-}
-
-#[derive(Default)]
-struct SeenRequest {
-    operation_name: Option<String>,
-    variables: Variables,
-    document: Option<ExecutableDocument>,
-}
-
-impl RequestArguments {
-    fn seen(&self) -> MutexGuard<'_, SeenRequest> {
-        self.request.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for RequestArguments {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let request = next.run(ctx, request).await?;
-        self.seen().operation_name = request.operation_name.clone();
-        Ok(request)
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let mut seen = self.seen();
-        seen.variables = variables.clone();
-        seen.document = Some(document.clone());
-        Ok(document)
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let validated = next.run(ctx).await?;
-        let seen = std::mem::take(&mut *self.seen());
-        let Some(document) = seen.document.as_ref() else {
-            return Ok(validated);
-        };
-        match self
-            .rules
-            .check(document, seen.operation_name.as_deref(), &seen.variables)
-        {
-            Ok(()) => Ok(validated),
-            Err(refusal) => Err(vec![refusal.into_server_error()]),
-        }
     }
 }
 

@@ -5,12 +5,9 @@
 //! query of GraphQL tools passes without opening a way around the limits.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use crate::graphql::errors::client_request_error;
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::Name;
 use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
-use async_graphql::{Name, ServerResult, Variables};
 
 /// `ofType` levels introspection may ask for: graphql-js's standard query
 /// asks for nine since 16.9 (seven before), and GraphiQL 4 sends that one.
@@ -31,7 +28,7 @@ pub enum DepthRefusal {
 }
 
 impl DepthRefusal {
-    fn message(&self) -> String {
+    pub fn message(&self) -> String {
         match self {
             DepthRefusal::TooDeep { limit } => {
                 format!("the query nests fields deeper than {limit} levels")
@@ -140,46 +137,6 @@ pub fn check(document: &ExecutableDocument, max_depth: usize) -> Result<(), Dept
         return Err(DepthRefusal::TooManySchemas);
     }
     Ok(())
-}
-
-/// The rule as a schema extension, so that HTTP and websocket requests
-/// pass it alike, after parsing and before validation.
-pub struct DepthLimit {
-    max_depth: usize,
-}
-
-impl DepthLimit {
-    pub fn new(max_depth: usize) -> Self {
-        DepthLimit { max_depth }
-    }
-}
-
-impl ExtensionFactory for DepthLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DepthCheck {
-            max_depth: self.max_depth,
-        })
-    }
-}
-
-struct DepthCheck {
-    max_depth: usize,
-}
-
-#[async_trait::async_trait]
-impl Extension for DepthCheck {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        check(&document, self.max_depth)
-            .map_err(|refusal| client_request_error(refusal.message()))?;
-        Ok(document)
-    }
 }
 
 #[cfg(test)]

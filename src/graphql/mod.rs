@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod context;
 pub mod cost;
 pub mod depth;
+pub mod document_checks;
 pub mod errors;
 pub mod export_choices;
 pub mod exports;
@@ -99,17 +100,9 @@ pub fn build_schema(services: Services, limits: &Limits) -> AppSchema {
     builder
         .data(loaders::Loaders::new(services.db.clone()))
         .data(services)
-        .extension(depth::DepthLimit::new(limits.max_query_depth))
+        // Depth, argument values and row cost: `document_checks`, in the
+        // request pipeline.
         .limit_complexity(limits.max_query_complexity)
-        .extension(cost::RowCostLimit::new(
-            cost::CostModel::of_served_schema(),
-            limits.max_query_cost,
-        ))
-        // Registered after the cost limit so that it checks first: a page
-        // size out of range is named as such, not as a costly document.
-        .extension(arguments::ArgumentCheck::new(
-            arguments::ArgumentRules::of_served_schema(),
-        ))
         .limit_recursive_depth(32)
         .limit_directives(20)
         .finish()

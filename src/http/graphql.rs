@@ -22,7 +22,7 @@ use super::caller::{self, Unavailable};
 use super::negotiation::{ResponseFormat, response_format, wants_html};
 use super::persisted_queries::{IncomingRequest, Resolved, Unresolved};
 use super::request_log::{CallerLabel, OperationShape, RequestSummary};
-use super::request_pipeline::{prepare_request, refusal_error};
+use super::request_pipeline::prepare_request;
 use super::{HttpState, playground, websocket};
 use crate::graphql::errors::{client_request_error, tag_request_errors};
 use crate::graphql::null_propagation::propagate_nulls;
@@ -186,11 +186,9 @@ async fn answer(
     // against the document's nullability.
     let (query, operation_name) = (raw.query.clone(), raw.operation_name.clone());
     let caller_label = CallerLabel::of(&caller.viewer);
-    let mut request = match prepare_request(raw, caller) {
+    let mut request = match prepare_request(raw, caller, &state.document_checks) {
         Ok(request) => request,
-        Err(refusal) => {
-            return errors(format, StatusCode::BAD_REQUEST, [refusal_error(refusal)]);
-        }
+        Err(refusal) => return errors(format, StatusCode::BAD_REQUEST, [refusal]),
     };
     if let Some(hash) = register {
         persisted_queries.register(hash, &query);

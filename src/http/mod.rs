@@ -25,6 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::AppSchema;
+use crate::graphql::document_checks::DocumentChecks;
 use crate::metrics::Metrics;
 use crate::services::Services;
 
@@ -38,6 +39,7 @@ pub struct HttpState {
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
+    pub document_checks: Arc<DocumentChecks>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::fragment_expansion::{MAX_EXPANDED_FIELDS, expanded_fields, undefined_or_cyclic};
 use super::input_guard::{self, InputRefusal};
 use crate::graphql::context::{RequestOrigin, Viewer};
+use crate::graphql::document_checks::DocumentChecks;
 use crate::protection::origins::BrowserOrigin;
 
 /// A GraphQL request as JSON: the body of a POST, the payload of a
@@ -32,23 +33,26 @@ pub struct Caller {
     pub browser_origin: BrowserOrigin,
 }
 
-/// Applies the input guard, parses the document once and bounds it with
-/// its fragments spread, then hands the caller to the resolvers.
+/// Applies the input guard, parses the document once, bounds it with its
+/// fragments spread and passes it through the document checks (depth,
+/// arguments, cost), then hands the caller to the resolvers.
 pub fn prepare_request(
     raw: RawRequest,
     caller: Caller,
-) -> Result<async_graphql::Request, InputRefusal> {
-    input_guard::check_document(&raw.query)?;
+    checks: &DocumentChecks,
+) -> Result<async_graphql::Request, ServerError> {
+    input_guard::check_document(&raw.query).map_err(refusal_error)?;
     if raw
         .operation_name
         .as_deref()
         .is_some_and(|name| name.contains('\0'))
     {
-        return Err(InputRefusal::Nul);
+        return Err(refusal_error(InputRefusal::Nul));
     }
     let variables = raw.variables.map(Value::Object);
     let extensions = raw.extensions.map(Value::Object);
-    input_guard::check_json(variables.iter().chain(extensions.iter()))?;
+    input_guard::check_json(variables.iter().chain(extensions.iter())).map_err(refusal_error)?;
+    let variables = variables.map(Variables::from_json).unwrap_or_default();
 
     // Parsed here, after the guard made parsing safe, to bound what
     // validation will walk; async-graphql reuses this parse. A document
@@ -56,11 +60,12 @@ pub fn prepare_request(
     let parsed = async_graphql::parser::parse_query(&raw.query).ok();
     if let Some(document) = &parsed {
         if undefined_or_cyclic(document) {
-            return Err(InputRefusal::UndefinedOrCyclicFragments);
+            return Err(refusal_error(InputRefusal::UndefinedOrCyclicFragments));
         }
         if expanded_fields(document) > MAX_EXPANDED_FIELDS {
-            return Err(InputRefusal::FragmentsExpandTooFar);
+            return Err(refusal_error(InputRefusal::FragmentsExpandTooFar));
         }
+        checks.check(document, raw.operation_name.as_deref(), &variables)?;
     }
     let mut request = async_graphql::Request::new(raw.query);
     if let Some(document) = parsed {
@@ -69,9 +74,7 @@ pub fn prepare_request(
     if let Some(name) = raw.operation_name {
         request = request.operation_name(name);
     }
-    if let Some(variables) = variables {
-        request = request.variables(Variables::from_json(variables));
-    }
+    request = request.variables(variables);
     if let Some(Value::Object(extensions)) = extensions {
         for (name, value) in extensions {
             if let Ok(value) = async_graphql::Value::from_json(value) {

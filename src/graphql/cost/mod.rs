@@ -11,7 +11,7 @@ mod count;
 mod limit;
 mod shapes;
 
-pub use limit::RowCostLimit;
+pub use limit::too_costly;
 pub use shapes::{CostModel, UNPAGED_LIST_SIZES};
 
 #[cfg(test)]

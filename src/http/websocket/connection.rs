@@ -20,8 +20,9 @@ use crate::domain::access::{self, Role};
 use crate::domain::events::Event;
 use crate::error::AppError;
 use crate::graphql::AppSchema;
+use crate::graphql::document_checks::DocumentChecks;
 use crate::http::request_log::CallerLabel;
-use crate::http::request_pipeline::{Caller, RawRequest, prepare_request, refusal_error};
+use crate::http::request_pipeline::{Caller, RawRequest, prepare_request};
 use crate::metrics::{GaugeHeld, Metrics};
 use crate::pubsub::EventBus;
 
@@ -42,6 +43,8 @@ pub struct Setup {
     pub caller: Caller,
     /// Tells of revoked tokens and ended memberships, from any instance.
     pub bus: Arc<dyn EventBus>,
+    /// Depth, argument and cost checks, as over HTTP.
+    pub document_checks: Arc<DocumentChecks>,
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
 }
@@ -224,14 +227,14 @@ impl Connection {
                 .await;
         }
         let caller = CallerLabel::of(&self.setup.caller.viewer);
-        match prepare_request(raw, self.setup.caller.clone()) {
+        match prepare_request(raw, self.setup.caller.clone(), &self.setup.document_checks) {
             Ok(request) => {
                 self.operations
                     .start(&self.setup.schema, id, request, caller);
                 Ok(())
             }
             Err(refusal) => {
-                let errors = [refusal_error(refusal)];
+                let errors = [refusal];
                 self.send(ServerMessage::Error {
                     id: &id,
                     errors: &errors,

@@ -62,6 +62,7 @@ pub fn upgrade(
                 db: state.services.db.clone(),
                 caller,
                 bus: state.services.bus.clone(),
+                document_checks: state.document_checks.clone(),
                 shutdown: state.shutdown.clone(),
                 metrics: state.metrics.clone(),
             };
