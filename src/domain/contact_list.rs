@@ -492,6 +492,37 @@ pub struct ContactList {
     project_id: Uuid,
     filter: ContactFilter,
     order: ContactOrder,
+    parts: ListedParts,
+}
+
+/// Which columns a page reads beyond the list's own (ids, name, email,
+/// phone and the sort keys): a page whose client shows a few fields reads
+/// neither the location nor the rest, which halves what the database sends
+/// and what the server decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListedParts {
+    pub location: bool,
+    /// Company, custom attributes, last IP, the location flag, the
+    /// external id, the field sources, first seen and updated times.
+    pub rest: bool,
+}
+
+impl ListedParts {
+    pub const ALL: ListedParts = ListedParts {
+        location: true,
+        rest: true,
+    };
+
+    fn columns(self) -> Vec<contact::Column> {
+        let mut columns = CORE_COLUMNS.to_vec();
+        if self.location {
+            columns.extend(LOCATION_COLUMNS);
+        }
+        if self.rest {
+            columns.extend(REST_COLUMNS);
+        }
+        columns
+    }
 }
 
 impl ContactList {
@@ -500,7 +531,15 @@ impl ContactList {
             project_id: access.project_id(),
             filter,
             order,
+            parts: ListedParts::ALL,
         }
+    }
+
+    /// The list reading only `parts` of each contact; the columns left out
+    /// hold empty values.
+    pub fn reading(mut self, parts: ListedParts) -> Self {
+        self.parts = parts;
+        self
     }
 
     pub fn order(&self) -> ContactOrder {
@@ -708,30 +747,39 @@ impl ContactList {
             let ids = query.select_only().column(contact::Column::Id).into_query();
             let mut page = contact::Entity::find()
                 .select_only()
-                .columns(LIST_COLUMNS)
+                .columns(self.parts.columns())
                 .filter(contact::Column::Id.in_subquery(ids));
             if keyed {
                 page = page.order_by(column, order.clone());
             }
             page.order_by(contact::Column::Id, order).build(backend)
         } else {
-            query.select_only().columns(LIST_COLUMNS).build(backend)
+            query
+                .select_only()
+                .columns(self.parts.columns())
+                .build(backend)
         };
         let rows = db.query_all_raw(statement).await?;
-        Ok(rows.iter().map(contact_of_row).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(|row| contact_of_row(row, self.parts))
+            .collect::<Result<_, _>>()?)
     }
 }
 
-/// The columns a list reads, in the order `contact_of_row` decodes them.
-const LIST_COLUMNS: [contact::Column; 27] = [
+/// The columns every page reads, in the order `contact_of_row` decodes
+/// them: then the location's, then the rest, when read.
+const CORE_COLUMNS: [contact::Column; 7] = [
     contact::Column::Id,
     contact::Column::ProjectId,
     contact::Column::Name,
     contact::Column::Email,
     contact::Column::Phone,
-    contact::Column::Company,
-    contact::Column::CustomAttributes,
-    contact::Column::LastIp,
+    contact::Column::CreatedAt,
+    contact::Column::LastSeenAt,
+];
+
+const LOCATION_COLUMNS: [contact::Column; 12] = [
     contact::Column::CountryCode,
     contact::Column::CountryName,
     contact::Column::StateName,
@@ -744,49 +792,73 @@ const LIST_COLUMNS: [contact::Column; 27] = [
     contact::Column::Latitude,
     contact::Column::Longitude,
     contact::Column::AccuracyRadiusKm,
+];
+
+const REST_COLUMNS: [contact::Column; 8] = [
+    contact::Column::Company,
+    contact::Column::CustomAttributes,
+    contact::Column::LastIp,
     contact::Column::LocationCorrected,
     contact::Column::ExternalId,
     contact::Column::FieldSources,
     contact::Column::FirstSeenAt,
-    contact::Column::LastSeenAt,
-    contact::Column::CreatedAt,
     contact::Column::UpdatedAt,
 ];
 
-/// Decodes a row of `LIST_COLUMNS` by position. A page is thousands of
+/// Decodes a row of `parts.columns()` by position. A page is thousands of
 /// values; reading them by name costs a formatted name and a lookup each,
 /// which made decoding the largest part of a list request's CPU time.
-fn contact_of_row(row: &QueryResult) -> Result<contact::Model, DbErr> {
+fn contact_of_row(row: &QueryResult, parts: ListedParts) -> Result<contact::Model, DbErr> {
     let mut index = 0..;
     let mut next = || index.next().unwrap_or_default();
+    let id = row.try_get_by_index(next())?;
+    let project_id = row.try_get_by_index(next())?;
+    let name = row.try_get_by_index(next())?;
+    let email = row.try_get_by_index(next())?;
+    let phone = row.try_get_by_index(next())?;
+    let created_at: DateTime<Utc> = row.try_get_by_index(next())?;
+    let last_seen_at = row.try_get_by_index(next())?;
+    // Struct fields are evaluated in the order written: the location's
+    // columns, then the rest, as `ListedParts::columns` lists them.
+    macro_rules! read {
+        ($part:expr, $empty:expr) => {
+            if $part {
+                row.try_get_by_index(next())?
+            } else {
+                $empty
+            }
+        };
+    }
+    let location = parts.location;
+    let rest = parts.rest;
     Ok(contact::Model {
-        id: row.try_get_by_index(next())?,
-        project_id: row.try_get_by_index(next())?,
-        name: row.try_get_by_index(next())?,
-        email: row.try_get_by_index(next())?,
-        phone: row.try_get_by_index(next())?,
-        company: row.try_get_by_index(next())?,
-        custom_attributes: row.try_get_by_index(next())?,
-        last_ip: row.try_get_by_index(next())?,
-        country_code: row.try_get_by_index(next())?,
-        country_name: row.try_get_by_index(next())?,
-        state_name: row.try_get_by_index(next())?,
-        state_code: row.try_get_by_index(next())?,
-        province_name: row.try_get_by_index(next())?,
-        province_code: row.try_get_by_index(next())?,
-        city: row.try_get_by_index(next())?,
-        postal_code: row.try_get_by_index(next())?,
-        time_zone: row.try_get_by_index(next())?,
-        latitude: row.try_get_by_index(next())?,
-        longitude: row.try_get_by_index(next())?,
-        accuracy_radius_km: row.try_get_by_index(next())?,
-        location_corrected: row.try_get_by_index(next())?,
-        external_id: row.try_get_by_index(next())?,
-        field_sources: row.try_get_by_index(next())?,
-        first_seen_at: row.try_get_by_index(next())?,
-        last_seen_at: row.try_get_by_index(next())?,
-        created_at: row.try_get_by_index(next())?,
-        updated_at: row.try_get_by_index(next())?,
+        id,
+        project_id,
+        name,
+        email,
+        phone,
+        country_code: read!(location, None),
+        country_name: read!(location, None),
+        state_name: read!(location, None),
+        state_code: read!(location, None),
+        province_name: read!(location, None),
+        province_code: read!(location, None),
+        city: read!(location, None),
+        postal_code: read!(location, None),
+        time_zone: read!(location, None),
+        latitude: read!(location, None),
+        longitude: read!(location, None),
+        accuracy_radius_km: read!(location, None),
+        company: read!(rest, None),
+        custom_attributes: read!(rest, json!({})),
+        last_ip: read!(rest, None),
+        location_corrected: read!(rest, false),
+        external_id: read!(rest, None),
+        field_sources: read!(rest, json!({})),
+        first_seen_at: read!(rest, created_at),
+        updated_at: read!(rest, created_at),
+        created_at,
+        last_seen_at,
     })
 }
 

@@ -10,8 +10,8 @@ use entity::{contact, contact_event};
 
 use crate::domain::access::Role;
 use crate::domain::contact_list::{
-    ContactFilter, ContactList, ContactOrder, ContactPage, Direction, FilterInput, PageArgs,
-    PageRequest, SortField,
+    ContactFilter, ContactList, ContactOrder, ContactPage, Direction, FilterInput, ListedParts,
+    PageArgs, PageRequest, SortField,
 };
 use crate::domain::contacts::{self, ChatCursor, ContactEdit, MAX_NESTED_PAGE, location_of};
 use crate::domain::dates::{self, Side};
@@ -498,6 +498,34 @@ impl ContactConnection {
     }
 }
 
+/// The parts of each contact that the page's selection shows, through
+/// `edges { node }` and `nodes`, fragments included. A field not known
+/// here reads everything.
+fn listed_parts(ctx: &Context<'_>) -> ListedParts {
+    let connection = ctx.look_ahead();
+    let mut parts = ListedParts {
+        location: false,
+        rest: false,
+    };
+    let nodes = [
+        connection.field("edges").field("node"),
+        connection.field("nodes"),
+    ];
+    for node in nodes.iter().flat_map(|node| node.selection_fields()) {
+        for field in node.selection_set() {
+            match field.name() {
+                // The list's own columns, or the id alone (the nested
+                // lists load by contact id).
+                "__typename" | "id" | "projectId" | "name" | "email" | "phone" | "createdAt"
+                | "lastSeenAt" | "chats" | "latestChat" | "possibleDuplicates" | "history" => {}
+                "location" => parts.location = true,
+                _ => parts.rest = true,
+            }
+        }
+    }
+    parts
+}
+
 #[derive(Default)]
 pub struct ContactQuery;
 
@@ -534,7 +562,7 @@ impl ContactQuery {
         };
         let request = PageRequest::parse(args, order)?;
         let filter = ContactFilter::parse(filter.unwrap_or_default().into_filter()?)?;
-        let list = ContactList::new(&access, filter, order);
+        let list = ContactList::new(&access, filter, order).reading(listed_parts(ctx));
         let page = list.page(&services(ctx).db, &request).await?;
         Ok(ContactConnection::new(list, request, page))
     }

@@ -1014,3 +1014,100 @@ async fn on_postgresql_a_search_ignores_accents_both_ways() {
         assert_eq!(ids_of(&page), wanted, "search {search:?}");
     }
 }
+
+#[tokio::test]
+async fn a_page_shows_the_same_values_whichever_fields_it_selects() {
+    let (app, admin, project_id) = setup().await;
+    for (created, name, country) in [
+        (0, Some("Ana"), Some("ES")),
+        (1, None, None),
+        (2, Some("Bo"), None),
+    ] {
+        let contact = insert_contact(
+            &app,
+            &project_id,
+            &Spec {
+                name,
+                email: name.map(|_| "ana@example.com"),
+                country,
+                created,
+                last_seen: created + 5,
+                ..Default::default()
+            },
+        )
+        .await;
+        let mut edit: contact::ActiveModel = contact.into();
+        edit.company = Set(name.map(|name| format!("{name} Ltd")));
+        edit.custom_attributes = Set(json!({"plan": created}));
+        edit.first_seen_at = Set(instant(created - 100));
+        edit.updated_at = Set(instant(created + 50));
+        edit.update(&app.app_services.db).await.unwrap();
+    }
+    let page = |selection: &str| {
+        let fragment = if selection.contains("...Company") {
+            "fragment Company on Contact { company }"
+        } else {
+            ""
+        };
+        let query = format!(
+            "query($p: ID!) {{ contacts(projectId: $p, first: 10) {{ {selection} }} }} {fragment}"
+        );
+        let app = &app;
+        let selection = selection.to_owned();
+        let token = admin.token.clone();
+        let project_id = project_id.clone();
+        async move {
+            let body = app
+                .graphql(Some(&token), &query, json!({"p": project_id}))
+                .await;
+            assert!(body["errors"].is_null(), "{selection}: {body}");
+            let connection = &body["data"]["contacts"];
+            let nodes = match connection.get("nodes") {
+                Some(nodes) => nodes.clone(),
+                None => json!(
+                    connection["edges"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|edge| edge["node"].clone())
+                        .collect::<Vec<_>>()
+                ),
+            };
+            nodes.as_array().unwrap().clone()
+        }
+    };
+    let full = page(
+        "edges { node { id name email createdAt lastSeenAt firstSeenAt updatedAt company \
+         customAttributes locationCorrected location { countryCode stateName city } ...Company } }",
+    )
+    .await;
+    assert_eq!(full.len(), 3);
+    assert_eq!(full[2]["location"]["countryCode"], "ES", "{full:?}");
+    assert!(full[1]["location"].is_null(), "{full:?}");
+    assert_eq!(full[2]["company"], "Ana Ltd");
+    assert_eq!(full[2]["customAttributes"], json!({"plan": 0}));
+    assert_ne!(full[2]["firstSeenAt"], full[2]["createdAt"]);
+
+    for selection in [
+        "edges { node { id name email } }",
+        "nodes { id location { countryCode } }",
+        "edges { node { id ...Company } }",
+        "nodes { id firstSeenAt updatedAt customAttributes }",
+        "edges { cursor node { id lastSeenAt } }",
+    ] {
+        let narrow = page(selection).await;
+        assert_eq!(narrow.len(), full.len(), "{selection}");
+        for (narrow, full) in narrow.iter().zip(&full) {
+            for (field, value) in narrow.as_object().unwrap() {
+                let expected = match field.as_str() {
+                    "location" => full["location"]
+                        .as_object()
+                        .map(|location| json!({"countryCode": location["countryCode"]}))
+                        .unwrap_or(Value::Null),
+                    _ => full[field].clone(),
+                };
+                assert_eq!(value, &expected, "{selection}: {field}");
+            }
+        }
+    }
+}
