@@ -210,13 +210,13 @@ print(",".join(ids))' "$answer")"
   done
 done
 
-# The page's own SELECT, as this server sends it for the first page: the
+# The page's own SELECT, as this server sends it for the first page (the
+# list's own columns and the location's, which the selection shows): the
 # ceiling of what any server over this database could answer.
 cat >"$RESULTS/page.sql" <<SQL
-SELECT id, project_id, name, email, phone, company, custom_attributes, last_ip, country_code,
+SELECT id, project_id, name, email, phone, created_at, last_seen_at, country_code,
   country_name, state_name, state_code, province_name, province_code, city, postal_code,
-  time_zone, latitude, longitude, accuracy_radius_km, location_corrected, external_id,
-  field_sources, first_seen_at, last_seen_at, created_at, updated_at
+  time_zone, latitude, longitude, accuracy_radius_km
 FROM contacts WHERE project_id = :p ORDER BY created_at DESC, id DESC LIMIT 51;
 SQL
 
