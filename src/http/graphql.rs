@@ -22,7 +22,7 @@ use super::caller::{self, Unavailable};
 use super::negotiation::{ResponseFormat, response_format, wants_html};
 use super::persisted_queries::{IncomingRequest, Resolved, Unresolved};
 use super::request_log::{CallerLabel, OperationShape, RequestSummary};
-use super::request_pipeline::prepare_request;
+use super::request_pipeline::{Refusal, prepare_request};
 use super::{HttpState, playground, websocket};
 use crate::graphql::errors::{client_request_error, tag_request_errors};
 use crate::graphql::null_propagation::propagate_nulls;
@@ -188,7 +188,13 @@ async fn answer(
     let caller_label = CallerLabel::of(&caller.viewer);
     let mut request = match prepare_request(raw, caller, &state.document_checks) {
         Ok(request) => request,
-        Err(refusal) => return errors(format, StatusCode::BAD_REQUEST, [refusal]),
+        Err(Refusal::Document(error)) => {
+            // Answered as async-graphql's validation errors are.
+            return errors(format, request_error_status(format), [error]);
+        }
+        Err(refusal) => {
+            return errors(format, StatusCode::BAD_REQUEST, [refusal.into_error()]);
+        }
     };
     if let Some(hash) = register {
         persisted_queries.register(hash, &query);
@@ -231,12 +237,7 @@ async fn answer(
     if is_request_error(&response) {
         // Nothing ran, so the answer has no `data` entry at all (GraphQL
         // spec 7.1.2), as for the refusals made before the schema runs.
-        let status = if format == ResponseFormat::GraphqlResponseJson {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        };
-        let mut answer = errors(format, status, response.errors);
+        let mut answer = errors(format, request_error_status(format), response.errors);
         answer.headers_mut().extend(resolver_headers);
         answer.extensions_mut().insert(summary);
         return answer;
@@ -246,6 +247,17 @@ async fn answer(
     answer.headers_mut().extend(resolver_headers);
     answer.extensions_mut().insert(summary);
     answer
+}
+
+/// A request error's status: GraphQL over HTTP has 400 for the
+/// `application/graphql-response+json` it defines, and 200 for legacy
+/// `application/json` clients, which read the errors from the body.
+fn request_error_status(format: ResponseFormat) -> StatusCode {
+    if format == ResponseFormat::GraphqlResponseJson {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
 }
 
 /// Whether the operation that would run is a query. A document that does

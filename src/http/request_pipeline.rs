@@ -40,18 +40,18 @@ pub fn prepare_request(
     raw: RawRequest,
     caller: Caller,
     checks: &DocumentChecks,
-) -> Result<async_graphql::Request, ServerError> {
-    input_guard::check_document(&raw.query).map_err(refusal_error)?;
+) -> Result<async_graphql::Request, Refusal> {
+    input_guard::check_document(&raw.query)?;
     if raw
         .operation_name
         .as_deref()
         .is_some_and(|name| name.contains('\0'))
     {
-        return Err(refusal_error(InputRefusal::Nul));
+        return Err(InputRefusal::Nul.into());
     }
     let variables = raw.variables.map(Value::Object);
     let extensions = raw.extensions.map(Value::Object);
-    input_guard::check_json(variables.iter().chain(extensions.iter())).map_err(refusal_error)?;
+    input_guard::check_json(variables.iter().chain(extensions.iter()))?;
     let variables = variables.map(Variables::from_json).unwrap_or_default();
 
     // Parsed here, after the guard made parsing safe, to bound what
@@ -60,12 +60,14 @@ pub fn prepare_request(
     let parsed = async_graphql::parser::parse_query(&raw.query).ok();
     if let Some(document) = &parsed {
         if undefined_or_cyclic(document) {
-            return Err(refusal_error(InputRefusal::UndefinedOrCyclicFragments));
+            return Err(InputRefusal::UndefinedOrCyclicFragments.into());
         }
         if expanded_fields(document) > MAX_EXPANDED_FIELDS {
-            return Err(refusal_error(InputRefusal::FragmentsExpandTooFar));
+            return Err(InputRefusal::FragmentsExpandTooFar.into());
         }
-        checks.check(document, raw.operation_name.as_deref(), &variables)?;
+        checks
+            .check(document, raw.operation_name.as_deref(), &variables)
+            .map_err(Refusal::Document)?;
     }
     let mut request = async_graphql::Request::new(raw.query);
     if let Some(document) = parsed {
@@ -86,6 +88,30 @@ pub fn prepare_request(
         .data(caller.viewer)
         .data(caller.origin)
         .data(caller.browser_origin))
+}
+
+/// Why a request does not reach the schema.
+pub enum Refusal {
+    /// Input no GraphQL server should parse or walk: a malformed request.
+    Input(InputRefusal),
+    /// A well-formed document over a limit (depth, an argument value, the
+    /// row cost): a request error like async-graphql's validation errors.
+    Document(ServerError),
+}
+
+impl From<InputRefusal> for Refusal {
+    fn from(refusal: InputRefusal) -> Self {
+        Refusal::Input(refusal)
+    }
+}
+
+impl Refusal {
+    pub fn into_error(self) -> ServerError {
+        match self {
+            Refusal::Input(refusal) => refusal_error(refusal),
+            Refusal::Document(error) => error,
+        }
+    }
 }
 
 /// The refusal as a GraphQL error, coded like every other client mistake.

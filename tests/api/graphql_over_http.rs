@@ -196,6 +196,23 @@ async fn graphql_response_json_is_answered_when_asked_for_with_400_for_request_e
         assert_eq!(error_code(&body), "BAD_USER_INPUT");
     }
 
+    // Refusals of the document checks (an argument value out of range,
+    // depth, cost) are request errors too, answered the same way.
+    let over_limits = [
+        "{ contacts(projectId: \"0190a5b2-0000-7000-8000-000000000000\", first: 101) { edges { cursor } } }",
+        "{ a { a { a { a { a { a { a { a { a { a { a { a { a { id } } } } } } } } } } } } } }",
+    ];
+    for query in over_limits {
+        let refused = json!({ "query": query });
+        let (status, _, body) = post(&app, Some(GRAPHQL_RESPONSE), refused.clone()).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
+        assert!(body.get("data").is_none(), "{body}");
+        let (status, _, body) = post(&app, Some("application/json"), refused).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
+    }
+
     // A field error is no request error: 200 in either type.
     let (status, _, body) = post(
         &app,

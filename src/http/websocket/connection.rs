@@ -234,7 +234,7 @@ impl Connection {
                 Ok(())
             }
             Err(refusal) => {
-                let errors = [refusal];
+                let errors = [refusal.into_error()];
                 self.send(ServerMessage::Error {
                     id: &id,
                     errors: &errors,
