@@ -3,7 +3,8 @@
 //! per-request checks.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -151,6 +152,9 @@ pub async fn set_allowed_origins(
 /// What the cache holds: every listed origin, by project and by key.
 #[derive(Default)]
 struct Snapshot {
+    /// The reload that read it: a reload that started earlier and ends
+    /// later read older rows, and must not replace it.
+    reload: u64,
     listed_anywhere: HashSet<String>,
     by_project: HashMap<Uuid, HashSet<String>>,
     project_by_key: HashMap<String, Uuid>,
@@ -163,6 +167,9 @@ struct Snapshot {
 pub struct OriginPolicy {
     agent_app: HashSet<String>,
     snapshot: ArcSwap<Snapshot>,
+    reloads_started: AtomicU64,
+    /// Makes comparing and replacing the snapshot one step.
+    replacing: Mutex<()>,
 }
 
 impl OriginPolicy {
@@ -170,6 +177,8 @@ impl OriginPolicy {
         OriginPolicy {
             agent_app: agent_app_origins.iter().cloned().collect(),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            reloads_started: AtomicU64::new(0),
+            replacing: Mutex::new(()),
         }
     }
 
@@ -210,6 +219,7 @@ impl OriginPolicy {
 
     /// Reads every listed origin again.
     pub async fn reload(&self, db: &impl ConnectionTrait) -> AppResult<()> {
+        let reload = self.reloads_started.fetch_add(1, Ordering::SeqCst) + 1;
         let rows = project_allowed_origin::Entity::find().all(db).await?;
         let mut by_project: HashMap<Uuid, HashSet<String>> = HashMap::new();
         for row in rows {
@@ -230,6 +240,7 @@ impl OriginPolicy {
             .all(db)
             .await?;
         let snapshot = Snapshot {
+            reload,
             listed_anywhere: by_project.values().flatten().cloned().collect(),
             project_by_key: keys
                 .into_iter()
@@ -241,7 +252,13 @@ impl OriginPolicy {
                 .collect(),
             by_project,
         };
-        self.snapshot.store(Arc::new(snapshot));
+        let _replacing = self
+            .replacing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.snapshot.load().reload < reload {
+            self.snapshot.store(Arc::new(snapshot));
+        }
         Ok(())
     }
 
