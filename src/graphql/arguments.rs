@@ -8,11 +8,12 @@
 //! the request's variables; a resolver's own rules (a page of at least one,
 //! an id that matches nothing) still apply when it runs.
 
+use crate::graphql::operation::chosen_operation;
 use std::collections::{HashMap, HashSet};
 
 use async_graphql::parser::types::{
-    BaseType, DocumentOperations, ExecutableDocument, Field, OperationDefinition, Selection,
-    SelectionSet, Type, TypeKind, TypeSystemDefinition,
+    BaseType, ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet, Type,
+    TypeKind, TypeSystemDefinition,
 };
 use async_graphql::{Name, Pos, ServerError, Value, Variables, parser};
 
@@ -148,7 +149,7 @@ impl ArgumentRules {
         operation_name: Option<&str>,
         variables: &Variables,
     ) -> Result<(), ArgumentRefusal> {
-        let Some(operation) = operation(document, operation_name) else {
+        let Some(operation) = chosen_operation(document, operation_name) else {
             // No such operation: the executor refuses the document itself.
             return Ok(());
         };
@@ -165,24 +166,6 @@ impl ArgumentRules {
             checked_fragments: HashSet::new(),
         };
         walk.selections(root, &operation.selection_set.node)
-    }
-}
-
-/// The operation the executor will pick, by the same rules.
-fn operation<'d>(
-    document: &'d ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'d OperationDefinition> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(operation), None) => Some(&operation.node),
-        (DocumentOperations::Single(_), Some(_)) => None,
-        (DocumentOperations::Multiple(operations), Some(name)) => {
-            operations.get(name).map(|operation| &operation.node)
-        }
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next().map(|operation| &operation.node)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
     }
 }
 

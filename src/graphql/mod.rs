@@ -20,6 +20,7 @@ pub mod loaders;
 pub mod location;
 pub mod notifications;
 pub mod null_propagation;
+pub mod operation;
 pub mod passwords;
 pub mod projects;
 pub mod root_field_spans;

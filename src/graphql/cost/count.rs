@@ -1,10 +1,11 @@
 //! Counting a document's rows: the walk over the operation that will run,
 //! with the request's variables, fragments expanded.
 
+use crate::graphql::operation::chosen_operation;
 use std::collections::{HashMap, HashSet};
 
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet,
+    ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet,
 };
 use async_graphql::{Name, Number, Value, Variables};
 
@@ -25,7 +26,7 @@ impl CostModel {
         operation_name: Option<&str>,
         variables: &Variables,
     ) -> Option<u64> {
-        let operation = operation(document, operation_name)?;
+        let operation = chosen_operation(document, operation_name)?;
         let mut walk = Walk {
             model: self,
             document,
@@ -36,24 +37,6 @@ impl CostModel {
             expanding: HashSet::new(),
         };
         Some(walk.selections(self.root(operation.ty), &operation.selection_set.node))
-    }
-}
-
-/// The operation the executor will pick, by the same rules.
-fn operation<'d>(
-    document: &'d ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'d OperationDefinition> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(operation), None) => Some(&operation.node),
-        (DocumentOperations::Single(_), Some(_)) => None,
-        (DocumentOperations::Multiple(operations), Some(name)) => {
-            operations.get(name).map(|operation| &operation.node)
-        }
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next().map(|operation| &operation.node)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
     }
 }
 
