@@ -17,7 +17,7 @@ use crate::domain::ids::random_secret;
 use crate::geo::{GeoLocator, MaxMindGeo, NoGeo};
 use crate::graphql::build_schema;
 use crate::graphql::document_checks::DocumentChecks;
-use crate::http::{HttpState, metrics_router, router};
+use crate::http::{HttpState, Pipeline, metrics_router, router};
 use crate::jobs::export_run::ExportRunner;
 use crate::jobs::temp_files;
 use crate::jobs::worker::WorkerPool;
@@ -129,7 +129,7 @@ impl App {
             persisted_queries: Default::default(),
             shutdown: shutdown.clone(),
             metrics: metrics.clone(),
-            document_checks: Arc::new(DocumentChecks::new(&settings.limits)),
+            pipeline: Arc::new(Pipeline::new(DocumentChecks::new(&settings.limits))),
         };
         let metrics_listener = match settings.metrics_addr {
             None => None,

@@ -23,6 +23,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::domain::access::ProjectAccess;
+use crate::domain::row_columns::RowColumns;
 use crate::error::{AppError, AppResult};
 
 /// Largest page a client may ask for; larger asks are refused, not trimmed,
@@ -356,14 +357,17 @@ impl Cursor {
     }
 
     pub fn encode(&self) -> String {
-        let key = match &self.key {
+        let tag = self.field.tag();
+        // Written straight from the key (every edge of a page has a cursor):
+        // `[tag, key, id]`, the JSON that `decode` reads.
+        let raw = match &self.key {
             // Nanoseconds: SQLite keeps them, and a cursor must compare equal
             // to the stored value to resume exactly after it.
-            Key::Time(time) => json!(time.timestamp_nanos_opt()),
-            Key::Text(text) => json!(text),
-            Key::Missing => serde_json::Value::Null,
-        };
-        let raw = json!([self.field.tag(), key, self.id]).to_string();
+            Key::Time(time) => serde_json::to_vec(&(tag, time.timestamp_nanos_opt(), self.id)),
+            Key::Text(text) => serde_json::to_vec(&(tag, text, self.id)),
+            Key::Missing => serde_json::to_vec(&(tag, (), self.id)),
+        }
+        .unwrap_or_default();
         URL_SAFE_NO_PAD.encode(raw)
     }
 
@@ -809,24 +813,19 @@ const REST_COLUMNS: [contact::Column; 8] = [
 /// values; reading them by name costs a formatted name and a lookup each,
 /// which made decoding the largest part of a list request's CPU time.
 fn contact_of_row(row: &QueryResult, parts: ListedParts) -> Result<contact::Model, DbErr> {
-    let mut index = 0..;
-    let mut next = || index.next().unwrap_or_default();
-    let id = row.try_get_by_index(next())?;
-    let project_id = row.try_get_by_index(next())?;
-    let name = row.try_get_by_index(next())?;
-    let email = row.try_get_by_index(next())?;
-    let phone = row.try_get_by_index(next())?;
-    let created_at: DateTime<Utc> = row.try_get_by_index(next())?;
-    let last_seen_at = row.try_get_by_index(next())?;
+    let mut columns = RowColumns::of(row);
+    let id = columns.read()?;
+    let project_id = columns.read()?;
+    let name = columns.read()?;
+    let email = columns.read()?;
+    let phone = columns.read()?;
+    let created_at: DateTime<Utc> = columns.read()?;
+    let last_seen_at = columns.read()?;
     // Struct fields are evaluated in the order written: the location's
     // columns, then the rest, as `ListedParts::columns` lists them.
     macro_rules! read {
         ($part:expr, $empty:expr) => {
-            if $part {
-                row.try_get_by_index(next())?
-            } else {
-                $empty
-            }
+            if $part { columns.read()? } else { $empty }
         };
     }
     let location = parts.location;
@@ -921,6 +920,27 @@ mod tests {
         assert_eq!(error.code(), "BAD_USER_INPUT");
         for garbage in ["", "nope", "W10", &"x".repeat(1000)] {
             assert!(Cursor::decode(garbage, SortField::Name, "after").is_err());
+        }
+    }
+
+    #[test]
+    fn cursors_keep_the_form_clients_already_hold() {
+        let named = contact(Some("Ana | \"x\" é"));
+        let nameless = contact(None);
+        for (model, field, key) in [
+            (&named, SortField::Name, json!("Ana | \"x\" é")),
+            (&nameless, SortField::Name, serde_json::Value::Null),
+            (
+                &named,
+                SortField::CreatedAt,
+                json!(named.created_at.timestamp_nanos_opt()),
+            ),
+        ] {
+            let raw = URL_SAFE_NO_PAD
+                .decode(Cursor::of(model, field).encode())
+                .unwrap();
+            let earlier_form = json!([field.tag(), key, model.id]).to_string();
+            assert_eq!(String::from_utf8(raw).unwrap(), earlier_form);
         }
     }
 

@@ -28,5 +28,6 @@ pub mod notifications;
 pub mod passwords;
 pub mod project_keys;
 pub mod projects;
+pub mod row_columns;
 pub mod sessions;
 pub mod visitors;

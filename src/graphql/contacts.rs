@@ -23,6 +23,7 @@ use crate::domain::{duplicates, merge};
 use crate::error::{AppError, AppResult};
 use crate::graphql::chats::Chat;
 use crate::graphql::context::{project_access, require_agent, services};
+use crate::graphql::listed_contacts::{EdgeList, NodeList};
 use crate::graphql::loaders::{FirstOf, Loaders};
 use crate::graphql::location::{LocationInput, LocationView};
 
@@ -458,13 +459,13 @@ pub struct ContactEdge {
 #[Object]
 impl ContactConnection {
     /// The contacts of the page, in the list's order, each with its cursor.
-    async fn edges(&self) -> &[ContactEdge] {
-        &self.edges
+    async fn edges(&self) -> EdgeList<'_> {
+        EdgeList(&self.edges)
     }
 
     /// The contacts of the page, without cursors.
-    async fn nodes(&self) -> Vec<&Contact> {
-        self.edges.iter().map(|edge| &edge.node).collect()
+    async fn nodes(&self) -> NodeList<'_> {
+        NodeList(&self.edges)
     }
 
     /// Whether more contacts lie ahead (and behind), and the cursors to go on

@@ -16,6 +16,7 @@ pub mod forms;
 pub mod guards;
 pub mod introspection;
 pub mod invitations;
+pub mod listed_contacts;
 pub mod loaders;
 pub mod location;
 pub mod notifications;

@@ -186,7 +186,7 @@ async fn answer(
     // against the document's nullability.
     let (query, operation_name) = (raw.query.clone(), raw.operation_name.clone());
     let caller_label = CallerLabel::of(&caller.viewer);
-    let mut request = match prepare_request(raw, caller, &state.document_checks) {
+    let mut request = match prepare_request(raw, caller, &state.pipeline) {
         Ok(request) => request,
         Err(Refusal::Document(error)) => {
             // Answered as async-graphql's validation errors are.

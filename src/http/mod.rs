@@ -9,6 +9,7 @@ mod health;
 mod input_guard;
 mod metrics;
 mod negotiation;
+mod parsed_documents;
 pub mod persisted_queries;
 mod playground;
 pub(crate) mod request_log;
@@ -25,9 +26,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::AppSchema;
-use crate::graphql::document_checks::DocumentChecks;
 use crate::metrics::Metrics;
 use crate::services::Services;
+pub use request_pipeline::Pipeline;
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -39,7 +40,7 @@ pub struct HttpState {
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
-    pub document_checks: Arc<DocumentChecks>,
+    pub pipeline: Arc<Pipeline>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

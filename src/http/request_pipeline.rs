@@ -1,12 +1,16 @@
 //! The one way from a request as a client sent it, over HTTP or a websocket, to an `async_graphql::Request` ready to execute.
 
+use std::sync::Arc;
+
 use crate::graphql::errors::client_request_error;
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, Variables};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::fragment_expansion::{MAX_EXPANDED_FIELDS, expanded_fields, undefined_or_cyclic};
 use super::input_guard::{self, InputRefusal};
+use super::parsed_documents::ParsedDocuments;
 use crate::graphql::context::{RequestOrigin, Viewer};
 use crate::graphql::document_checks::DocumentChecks;
 use crate::protection::origins::BrowserOrigin;
@@ -33,15 +37,55 @@ pub struct Caller {
     pub browser_origin: BrowserOrigin,
 }
 
+/// What every request passes through on its way to the schema, over HTTP
+/// and websockets alike.
+pub struct Pipeline {
+    pub checks: DocumentChecks,
+    parsed: ParsedDocuments,
+}
+
+impl Pipeline {
+    pub fn new(checks: DocumentChecks) -> Pipeline {
+        Pipeline {
+            checks,
+            parsed: ParsedDocuments::default(),
+        }
+    }
+
+    /// The document of `text`, parsed once it passed the input guard and
+    /// the fragment bounds, or as parsed before. `None` for a text that does
+    /// not parse, which async-graphql reports.
+    fn document(&self, text: &str) -> Result<Option<Arc<ExecutableDocument>>, InputRefusal> {
+        if let Some(document) = self.parsed.get(text) {
+            return Ok(Some(document));
+        }
+        input_guard::check_document(text)?;
+        // Parsed here, after the guard made parsing safe, to bound what
+        // validation will walk; async-graphql reuses this parse.
+        let Ok(document) = async_graphql::parser::parse_query(text) else {
+            return Ok(None);
+        };
+        if undefined_or_cyclic(&document) {
+            return Err(InputRefusal::UndefinedOrCyclicFragments);
+        }
+        if expanded_fields(&document) > MAX_EXPANDED_FIELDS {
+            return Err(InputRefusal::FragmentsExpandTooFar);
+        }
+        let document = Arc::new(document);
+        self.parsed.keep(text, document.clone());
+        Ok(Some(document))
+    }
+}
+
 /// Applies the input guard, parses the document once, bounds it with its
 /// fragments spread and passes it through the document checks (depth,
 /// arguments, cost), then hands the caller to the resolvers.
 pub fn prepare_request(
     raw: RawRequest,
     caller: Caller,
-    checks: &DocumentChecks,
+    pipeline: &Pipeline,
 ) -> Result<async_graphql::Request, Refusal> {
-    input_guard::check_document(&raw.query)?;
+    let document = pipeline.document(&raw.query)?;
     if raw
         .operation_name
         .as_deref()
@@ -53,25 +97,17 @@ pub fn prepare_request(
     let extensions = raw.extensions.map(Value::Object);
     input_guard::check_json(variables.iter().chain(extensions.iter()))?;
     let variables = variables.map(Variables::from_json).unwrap_or_default();
-
-    // Parsed here, after the guard made parsing safe, to bound what
-    // validation will walk; async-graphql reuses this parse. A document
-    // that does not parse is left for async-graphql to report.
-    let parsed = async_graphql::parser::parse_query(&raw.query).ok();
-    if let Some(document) = &parsed {
-        if undefined_or_cyclic(document) {
-            return Err(InputRefusal::UndefinedOrCyclicFragments.into());
-        }
-        if expanded_fields(document) > MAX_EXPANDED_FIELDS {
-            return Err(InputRefusal::FragmentsExpandTooFar.into());
-        }
-        checks
+    if let Some(document) = &document {
+        pipeline
+            .checks
             .check(document, raw.operation_name.as_deref(), &variables)
             .map_err(Refusal::Document)?;
     }
     let mut request = async_graphql::Request::new(raw.query);
-    if let Some(document) = parsed {
-        request.set_parsed_query(document);
+    if let Some(document) = document {
+        // async-graphql takes its document by value and edits it (it drops
+        // the selections `@skip` leaves out).
+        request.set_parsed_query(ExecutableDocument::clone(&document));
     }
     if let Some(name) = raw.operation_name {
         request = request.operation_name(name);

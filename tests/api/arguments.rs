@@ -98,6 +98,34 @@ async fn out_of_range_page_sizes_and_malformed_ids_are_request_errors() {
 }
 
 #[tokio::test]
+async fn a_document_parsed_before_is_checked_again_with_each_requests_variables() {
+    let app = spawn_app().await;
+    let (admin, project, _) = contact_of_a_chat(&app).await;
+    let page =
+        "query($p: ID!, $n: Int) { contacts(projectId: $p, first: $n) { edges { cursor } } }";
+    for (n, refused) in [(1, false), (101, true), (1, false), (-1, true)] {
+        let body = app
+            .graphql(Some(&admin.token), page, json!({"p": project, "n": n}))
+            .await;
+        if refused {
+            assert_refused(&body, "first");
+        } else {
+            assert!(body["errors"].is_null(), "{n}: {body}");
+            assert_eq!(
+                body["data"]["contacts"]["edges"].as_array().map(Vec::len),
+                Some(1)
+            );
+        }
+    }
+    // And the caller too: the same text without a token is refused.
+    let body = app.graphql(None, page, json!({"p": project, "n": 1})).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn the_check_comes_before_authentication_and_any_resolver() {
     let app = spawn_app().await;
     // No token at all: the malformed id is refused before `contact` could

@@ -20,9 +20,8 @@ use crate::domain::access::{self, Role};
 use crate::domain::events::Event;
 use crate::error::AppError;
 use crate::graphql::AppSchema;
-use crate::graphql::document_checks::DocumentChecks;
 use crate::http::request_log::CallerLabel;
-use crate::http::request_pipeline::{Caller, RawRequest, prepare_request};
+use crate::http::request_pipeline::{Caller, Pipeline, RawRequest, prepare_request};
 use crate::metrics::{GaugeHeld, Metrics};
 use crate::pubsub::EventBus;
 
@@ -43,8 +42,8 @@ pub struct Setup {
     pub caller: Caller,
     /// Tells of revoked tokens and ended memberships, from any instance.
     pub bus: Arc<dyn EventBus>,
-    /// Depth, argument and cost checks, as over HTTP.
-    pub document_checks: Arc<DocumentChecks>,
+    /// The input guard, the parse and the document checks, as over HTTP.
+    pub pipeline: Arc<Pipeline>,
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
 }
@@ -227,7 +226,7 @@ impl Connection {
                 .await;
         }
         let caller = CallerLabel::of(&self.setup.caller.viewer);
-        match prepare_request(raw, self.setup.caller.clone(), &self.setup.document_checks) {
+        match prepare_request(raw, self.setup.caller.clone(), &self.setup.pipeline) {
             Ok(request) => {
                 self.operations
                     .start(&self.setup.schema, id, request, caller);

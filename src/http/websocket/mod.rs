@@ -62,7 +62,7 @@ pub fn upgrade(
                 db: state.services.db.clone(),
                 caller,
                 bus: state.services.bus.clone(),
-                document_checks: state.document_checks.clone(),
+                pipeline: state.pipeline.clone(),
                 shutdown: state.shutdown.clone(),
                 metrics: state.metrics.clone(),
             };
