@@ -766,7 +766,8 @@ impl ContactList {
         let rows = db.query_all_raw(statement).await?;
         Ok(rows
             .iter()
-            .map(|row| contact_of_row(row, self.parts))
+            .enumerate()
+            .map(|(at, row)| contact_of_row(row, at, self.parts))
             .collect::<Result<_, _>>()?)
     }
 }
@@ -812,8 +813,12 @@ const REST_COLUMNS: [contact::Column; 8] = [
 /// Decodes a row of `parts.columns()` by position. A page is thousands of
 /// values; reading them by name costs a formatted name and a lookup each,
 /// which made decoding the largest part of a list request's CPU time.
-fn contact_of_row(row: &QueryResult, parts: ListedParts) -> Result<contact::Model, DbErr> {
-    let mut columns = RowColumns::of(row);
+fn contact_of_row(
+    row: &QueryResult,
+    at: usize,
+    parts: ListedParts,
+) -> Result<contact::Model, DbErr> {
+    let mut columns = RowColumns::of(row, at);
     let id = columns.read()?;
     let project_id = columns.read()?;
     let name = columns.read()?;

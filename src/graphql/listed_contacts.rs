@@ -104,7 +104,9 @@ struct Planned<F> {
 type Plan<F> = Vec<Planned<F>>;
 
 /// The plan of `set`, selected on the object type `T`; `None` when a
-/// selection in it is not one the plan covers.
+/// selection in it is not one the plan covers, or when `@skip` or
+/// `@include` left it empty (the executor answers `null` for an object
+/// without fields).
 fn plan_of<T: OutputType, F>(
     ctx: &ContextSelectionSet<'_>,
     set: &SelectionSet,
@@ -112,7 +114,7 @@ fn plan_of<T: OutputType, F>(
 ) -> Option<Plan<F>> {
     let mut plan = Vec::new();
     add_selections(ctx, set, &T::type_name(), field_of, &mut plan)?;
-    Some(plan)
+    (!plan.is_empty()).then_some(plan)
 }
 
 fn add_selections<F>(

@@ -52,14 +52,10 @@ impl Pipeline {
         }
     }
 
-    /// The document of `text`, parsed once it passed the input guard and
-    /// the fragment bounds, or as parsed before. `None` for a text that does
+    /// Parses `text`, which passed the input guard, and bounds it with its
+    /// fragments spread; keeps what passes. `None` for a text that does
     /// not parse, which async-graphql reports.
-    fn document(&self, text: &str) -> Result<Option<Arc<ExecutableDocument>>, InputRefusal> {
-        if let Some(document) = self.parsed.get(text) {
-            return Ok(Some(document));
-        }
-        input_guard::check_document(text)?;
+    fn parse(&self, text: &str) -> Result<Option<Arc<ExecutableDocument>>, InputRefusal> {
         // Parsed here, after the guard made parsing safe, to bound what
         // validation will walk; async-graphql reuses this parse.
         let Ok(document) = async_graphql::parser::parse_query(text) else {
@@ -85,7 +81,11 @@ pub fn prepare_request(
     caller: Caller,
     pipeline: &Pipeline,
 ) -> Result<async_graphql::Request, Refusal> {
-    let document = pipeline.document(&raw.query)?;
+    // A text kept before passed the guard and the fragment bounds.
+    let kept = pipeline.parsed.get(&raw.query);
+    if kept.is_none() {
+        input_guard::check_document(&raw.query)?;
+    }
     if raw
         .operation_name
         .as_deref()
@@ -97,6 +97,10 @@ pub fn prepare_request(
     let extensions = raw.extensions.map(Value::Object);
     input_guard::check_json(variables.iter().chain(extensions.iter()))?;
     let variables = variables.map(Variables::from_json).unwrap_or_default();
+    let document = match kept {
+        Some(document) => Some(document),
+        None => pipeline.parse(&raw.query)?,
+    };
     if let Some(document) = &document {
         pipeline
             .checks

@@ -1227,6 +1227,46 @@ async fn a_page_written_from_its_rows_answers_as_the_executor_does() {
         people
     );
 
+    // A selection that `@include` empties: answered as the executor answers
+    // it (an object without fields is `null`), errors included, which the
+    // same selection given twice (merged by the executor) shows.
+    let body_of = |selection: String| {
+        let app = &app;
+        let token = admin.token.clone();
+        let project_id = project_id.clone();
+        async move {
+            let query = format!(
+                "query($p: ID!, $no: Boolean!) {{ contacts(projectId: $p, first: 10) {{ {selection} }} }}"
+            );
+            let mut body = app
+                .graphql(Some(&token), &query, json!({"p": project_id, "no": false}))
+                .await;
+            for error in body["errors"].as_array_mut().into_iter().flatten() {
+                error.as_object_mut().unwrap().remove("locations");
+            }
+            body
+        }
+    };
+    for (emptied, inner) in [
+        (
+            "edges { node { email @include(if: $no) } }",
+            "node { email @include(if: $no) }",
+        ),
+        (
+            "edges { cursor node { id location { city @include(if: $no) } } }",
+            "location { city @include(if: $no) }",
+        ),
+        (
+            "nodes { email @include(if: $no) }",
+            "email @include(if: $no)",
+        ),
+    ] {
+        let twice = emptied.replacen(inner, &format!("{inner} {inner}"), 1);
+        let once = body_of(emptied.to_owned()).await;
+        assert!(!once.to_string().contains("{}"), "{emptied}: {once}");
+        assert_eq!(once, body_of(twice).await, "{emptied}");
+    }
+
     // A key selected twice is merged by the executor: the same answer.
     let merged = page(
         "__typename edges { __typename cursor node { id } node { ...Person } } \
