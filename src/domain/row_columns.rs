@@ -62,7 +62,7 @@ impl<'a> RowColumns<'a> {
                 row.try_get(index)
             }
             .map_err(|error| DbErr::Type(format!("column {index}: {error}"))),
-            Row::Other(row) => row.try_get_by_index(index).map_err(DbErr::from),
+            Row::Other(row) => row.try_get_by_index(index),
         }
     }
 }
