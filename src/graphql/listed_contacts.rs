@@ -30,68 +30,69 @@ pub struct EdgeList<'a>(pub &'a [ContactEdge]);
 /// The `nodes` of a contacts page: its edges' contacts.
 pub struct NodeList<'a>(pub &'a [ContactEdge]);
 
+/// The type a list shows in the schema: the same as the plain list's.
+macro_rules! shown_as {
+    ($list:ty) => {
+        fn type_name() -> Cow<'static, str> {
+            <$list as OutputType>::type_name()
+        }
+
+        fn qualified_type_name() -> String {
+            <$list as OutputType>::qualified_type_name()
+        }
+
+        fn create_type_info(registry: &mut Registry) -> String {
+            <$list as OutputType>::create_type_info(registry)
+        }
+    };
+}
+
 impl OutputType for EdgeList<'_> {
-    fn type_name() -> Cow<'static, str> {
-        <Vec<ContactEdge> as OutputType>::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        <Vec<ContactEdge> as OutputType>::qualified_type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        <Vec<ContactEdge> as OutputType>::create_type_info(registry)
-    }
+    shown_as!(Vec<ContactEdge>);
 
     async fn resolve(
         &self,
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        let edges = self.0;
-        match plan_of::<ContactEdge, _>(ctx, &ctx.item.node, &edge_field) {
-            Some(plan) => Ok(Value::List(
-                edges
-                    .iter()
-                    .map(|edge| object(&plan, |field| edge_value(field, edge)))
-                    .collect(),
-            )),
-            None => resolve_list(ctx, field, edges, Some(edges.len())).await,
-        }
+        let plan = plan_of::<ContactEdge, _>(ctx, &ctx.item.node, &edge_field);
+        written_or_resolved(ctx, field, self.0, plan, edge_value, |edge| edge).await
     }
 }
 
 impl OutputType for NodeList<'_> {
-    fn type_name() -> Cow<'static, str> {
-        <Vec<Contact> as OutputType>::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        <Vec<Contact> as OutputType>::qualified_type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        <Vec<Contact> as OutputType>::create_type_info(registry)
-    }
+    shown_as!(Vec<Contact>);
 
     async fn resolve(
         &self,
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        let edges = self.0;
-        match plan_of::<Contact, _>(ctx, &ctx.item.node, &contact_field) {
-            Some(plan) => Ok(Value::List(
-                edges
-                    .iter()
-                    .map(|edge| object(&plan, |field| contact_value(field, &edge.node.0)))
-                    .collect(),
-            )),
-            None => {
-                let nodes = edges.iter().map(|edge| &edge.node);
-                resolve_list(ctx, field, nodes, Some(edges.len())).await
-            }
-        }
+        let plan = plan_of::<Contact, _>(ctx, &ctx.item.node, &contact_field);
+        let value_of =
+            |field: &ContactField, edge: &ContactEdge| contact_value(field, &edge.node.0);
+        written_or_resolved(ctx, field, self.0, plan, value_of, |edge| &edge.node).await
+    }
+}
+
+/// Each edge written from `plan`, or, without one, resolved by
+/// async-graphql as `shown_of(edge)`.
+async fn written_or_resolved<'a, F, T: OutputType + 'a>(
+    ctx: &ContextSelectionSet<'_>,
+    field: &Positioned<Field>,
+    edges: &'a [ContactEdge],
+    plan: Option<Plan<F>>,
+    value_of: impl Fn(&F, &ContactEdge) -> Value,
+    shown_of: impl Fn(&'a ContactEdge) -> T,
+) -> ServerResult<Value> {
+    match plan {
+        Some(plan) => Ok(Value::List(
+            edges
+                .iter()
+                .map(|edge| object(&plan, |field| value_of(field, edge)))
+                .collect(),
+        )),
+        None => resolve_list(ctx, field, edges.iter().map(shown_of), Some(edges.len())).await,
     }
 }
 
