@@ -59,14 +59,7 @@ pub async fn connect_with(
     // `RUST_LOG=contacts::sql=debug` shows what each request costs, and the
     // tests count a request's statements from these events.
     db.set_metric_callback(|info| {
-        crate::telemetry::record_statement(&info.statement.sql, info.elapsed, info.failed);
-        tracing::debug!(
-            target: "contacts::sql",
-            elapsed_us = u64::try_from(info.elapsed.as_micros()).unwrap_or(u64::MAX),
-            failed = info.failed,
-            sql = %info.statement.sql,
-            "statement"
-        );
+        report_statement(&info.statement.sql, info.elapsed, info.failed);
     });
     if db.get_database_backend() == DbBackend::Sqlite {
         db.execute_unprepared(
@@ -76,6 +69,19 @@ pub async fn connect_with(
         .context("cannot configure SQLite")?;
     }
     Ok(db)
+}
+
+/// Reports a statement that ran: to the request's trace, and as a
+/// `contacts::sql` event.
+pub fn report_statement(sql: &str, elapsed: Duration, failed: bool) {
+    crate::telemetry::record_statement(sql, elapsed, failed);
+    tracing::debug!(
+        target: "contacts::sql",
+        elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        failed,
+        sql = %sql,
+        "statement"
+    );
 }
 
 /// The advisory lock that instances starting together on one PostgreSQL

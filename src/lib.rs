@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod protection;
 pub mod public_url;
 pub mod pubsub;
+pub mod read_connections;
 pub mod readiness;
 pub mod retention;
 pub mod seed;

@@ -12,11 +12,15 @@ use crate::mail::Mailer;
 use crate::protection::origins::OriginPolicy;
 use crate::protection::rate_limit::RateLimiter;
 use crate::pubsub::EventBus;
+use crate::read_connections::ReadConnections;
 use crate::storage::{ExportStore, LocalStore};
 
 #[derive(Clone)]
 pub struct Services {
     pub db: DatabaseConnection,
+    /// For the contacts section's reads: connections of their own on
+    /// PostgreSQL, the shared one on SQLite.
+    pub reads: ReadConnections,
     pub bus: Arc<dyn EventBus>,
     /// Tokens and memberships seen in the last moment; the bus clears them.
     pub access_cache: Arc<AccessCache>,

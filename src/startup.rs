@@ -27,6 +27,7 @@ use crate::protection::origins::OriginPolicy;
 use crate::protection::rate_limit::RateLimiter;
 use crate::public_url::link_base;
 use crate::pubsub::{EventBus, InProcessBus, PgNotifyBus};
+use crate::read_connections::{READ_CONNECTIONS, ReadConnections};
 use crate::retention::{self, Retention};
 use crate::services::Services;
 use crate::storage::{ExportStore, LocalStore, S3Store};
@@ -101,6 +102,11 @@ impl App {
                 .map_err(|error| anyhow::anyhow!("cannot load the link key: {error:?}"))?,
         );
         let services = Services {
+            reads: ReadConnections::new(
+                db.clone(),
+                READ_CONNECTIONS,
+                settings.database_acquire_timeout,
+            ),
             db,
             bus,
             access_cache,

@@ -482,7 +482,7 @@ impl ContactConnection {
         let behind = ctx.look_ahead().field(wanted).exists()
             && self
                 .list
-                .has_more_behind(&services(ctx).db, &self.request)
+                .has_more_behind(&services(ctx).reads, &self.request)
                 .await?;
         Ok(PageInfo {
             has_previous_page: self.has_previous_page || (forwards && behind),
@@ -495,7 +495,7 @@ impl ContactConnection {
     /// How many contacts match the filter, over all pages. Counting costs
     /// a statement of its own, run only when this field is asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        Ok(self.list.count(&services(ctx).db).await?)
+        Ok(self.list.count(&services(ctx).reads).await?)
     }
 }
 
@@ -564,7 +564,7 @@ impl ContactQuery {
         let request = PageRequest::parse(args, order)?;
         let filter = ContactFilter::parse(filter.unwrap_or_default().into_filter()?)?;
         let list = ContactList::new(&access, filter, order).reading(listed_parts(ctx));
-        let page = list.page(&services(ctx).db, &request).await?;
+        let page = list.page(&services(ctx).reads, &request).await?;
         Ok(ContactConnection::new(list, request, page))
     }
 

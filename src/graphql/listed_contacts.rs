@@ -5,10 +5,13 @@
 //! a page's CPU time. The `edges` and `nodes` of a contacts page plan their
 //! selection once instead (the contact's own values, its location, the
 //! edge's cursor, fragments on those types) and write each contact from the
-//! plan, with the same scalar conversions the objects use. A selection the
+//! plan as JSON text (`written_json`), with the same scalar conversions the
+//! objects use. A selection the
 //! plan does not cover (a nested list, a directive, a fragment on another
 //! type, a response key selected twice, which the executor would merge) is
-//! resolved by async-graphql as before.
+//! resolved by async-graphql as before, and so is a list on the way to
+//! which a field shares its response key with another: the executor merges
+//! those fields' answers object by object, which written text is not.
 
 use std::borrow::Cow;
 
@@ -16,13 +19,19 @@ use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::resolve_list;
 use async_graphql::{
-    ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
+    ContextSelectionSet, Name, OutputType, Positioned, QueryPathSegment, ScalarType, ServerResult,
+    Value,
 };
 use entity::contact;
+use uuid::Uuid;
 
 use crate::domain::contacts::location_of;
 use crate::geo::Location;
 use crate::graphql::contacts::{Contact, ContactEdge};
+use crate::graphql::written_json::{write_serialised, written};
+
+/// About what one contact's JSON takes, to size the buffer once.
+const WRITTEN_PER_CONTACT: usize = 320;
 
 /// The `edges` of a contacts page.
 pub struct EdgeList<'a>(pub &'a [ContactEdge]);
@@ -56,7 +65,7 @@ impl OutputType for EdgeList<'_> {
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         let plan = plan_of::<ContactEdge, _>(ctx, &ctx.item.node, &edge_field);
-        written_or_resolved(ctx, field, self.0, plan, edge_value, |edge| edge).await
+        written_or_resolved(ctx, field, self.0, plan, write_edge_field, |edge| edge).await
     }
 }
 
@@ -69,9 +78,10 @@ impl OutputType for NodeList<'_> {
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         let plan = plan_of::<Contact, _>(ctx, &ctx.item.node, &contact_field);
-        let value_of =
-            |field: &ContactField, edge: &ContactEdge| contact_value(field, &edge.node.0);
-        written_or_resolved(ctx, field, self.0, plan, value_of, |edge| &edge.node).await
+        let write = |field: &ContactField, edge: &ContactEdge, out: &mut Vec<u8>| {
+            write_contact_field(field, &edge.node.0, out)
+        };
+        written_or_resolved(ctx, field, self.0, plan, write, |edge| &edge.node).await
     }
 }
 
@@ -82,17 +92,71 @@ async fn written_or_resolved<'a, F, T: OutputType + 'a>(
     field: &Positioned<Field>,
     edges: &'a [ContactEdge],
     plan: Option<Plan<F>>,
-    value_of: impl Fn(&F, &ContactEdge) -> Value,
+    write_field: impl Fn(&F, &ContactEdge, &mut Vec<u8>),
     shown_of: impl Fn(&'a ContactEdge) -> T,
 ) -> ServerResult<Value> {
-    match plan {
-        Some(plan) => Ok(Value::List(
-            edges
-                .iter()
-                .map(|edge| object(&plan, |field| value_of(field, edge)))
-                .collect(),
-        )),
+    match plan.filter(|_| !merged_on_the_way(ctx)) {
+        Some(plan) => Ok(written(edges.len() * WRITTEN_PER_CONTACT, |out| {
+            out.push(b'[');
+            for (at, edge) in edges.iter().enumerate() {
+                if at > 0 {
+                    out.push(b',');
+                }
+                write_object(&plan, out, |field, out| write_field(field, edge, out));
+            }
+            out.push(b']');
+        })),
         None => resolve_list(ctx, field, edges.iter().map(shown_of), Some(edges.len())).await,
+    }
+}
+
+/// Whether a field on the way from the operation to this list, the list
+/// included, shares its response key with another field of its selection.
+fn merged_on_the_way(ctx: &ContextSelectionSet<'_>) -> bool {
+    let mut keys = Vec::new();
+    let mut node = ctx.path_node.as_ref();
+    while let Some(path) = node {
+        if let QueryPathSegment::Name(key) = path.segment {
+            keys.push(key);
+        }
+        node = path.parent;
+    }
+    let mut set = &ctx.query_env.operation.node.selection_set.node;
+    for key in keys.into_iter().rev() {
+        let mut fields = Vec::new();
+        fields_keyed(ctx, set, key, &mut fields);
+        match fields.as_slice() {
+            [field] => set = &field.selection_set.node,
+            _ => return true,
+        }
+    }
+    false
+}
+
+/// The fields of `set` answered under `key`, through its fragments.
+fn fields_keyed<'d>(
+    ctx: &'d ContextSelectionSet<'_>,
+    set: &'d SelectionSet,
+    key: &str,
+    found: &mut Vec<&'d Field>,
+) {
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) => {
+                if field.node.response_key().node == key {
+                    found.push(&field.node);
+                }
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = ctx.query_env.fragments.get(&spread.node.fragment_name.node)
+                {
+                    fields_keyed(ctx, &fragment.node.selection_set.node, key, found);
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                fields_keyed(ctx, &inline.node.selection_set.node, key, found);
+            }
+        }
     }
 }
 
@@ -171,16 +235,51 @@ fn add_selections<F>(
     Some(())
 }
 
-fn object<F>(plan: &Plan<F>, value_of: impl Fn(&F) -> Value) -> Value {
-    Value::Object(
-        plan.iter()
-            .map(|item| (item.key.clone(), value_of(&item.field)))
-            .collect(),
-    )
+fn write_object<F>(plan: &Plan<F>, out: &mut Vec<u8>, write_field: impl Fn(&F, &mut Vec<u8>)) {
+    out.push(b'{');
+    for (at, item) in plan.iter().enumerate() {
+        if at > 0 {
+            out.push(b',');
+        }
+        // A response key is a GraphQL name (letters, digits and `_`, as the
+        // parser accepts them): nothing in it needs escaping.
+        out.push(b'"');
+        out.extend_from_slice(item.key.as_bytes());
+        out.extend_from_slice(b"\":");
+        write_field(&item.field, out);
+    }
+    out.push(b'}');
 }
 
-fn type_name_value<T: OutputType>() -> Value {
-    Value::String(T::type_name().into_owned())
+fn write_type_name<T: OutputType>(out: &mut Vec<u8>) {
+    write_serialised(T::type_name().as_ref(), out);
+}
+
+/// A scalar as its type's `to_value` makes it, for the conversions that
+/// are not plain text.
+fn write_scalar(value: &impl ScalarType, out: &mut Vec<u8>) {
+    write_serialised(&value.to_value(), out);
+}
+
+fn write_id(id: &Uuid, out: &mut Vec<u8>) {
+    let mut text = Uuid::encode_buffer();
+    out.push(b'"');
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut text).as_bytes());
+    out.push(b'"');
+}
+
+fn write_text(value: &Option<String>, out: &mut Vec<u8>) {
+    match value {
+        Some(text) => write_serialised(text.as_str(), out),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn write_optional(value: Option<&impl ScalarType>, out: &mut Vec<u8>) {
+    match value {
+        Some(value) => write_scalar(value, out),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 enum EdgeField {
@@ -202,11 +301,13 @@ fn edge_field(ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<EdgeField>
     })
 }
 
-fn edge_value(field: &EdgeField, edge: &ContactEdge) -> Value {
+fn write_edge_field(field: &EdgeField, edge: &ContactEdge, out: &mut Vec<u8>) {
     match field {
-        EdgeField::Typename => type_name_value::<ContactEdge>(),
-        EdgeField::Cursor => Value::String(edge.cursor.clone()),
-        EdgeField::Node(plan) => object(plan, |field| contact_value(field, &edge.node.0)),
+        EdgeField::Typename => write_type_name::<ContactEdge>(out),
+        EdgeField::Cursor => write_serialised(edge.cursor.as_str(), out),
+        EdgeField::Node(plan) => write_object(plan, out, |field, out| {
+            write_contact_field(field, &edge.node.0, out)
+        }),
     }
 }
 
@@ -256,28 +357,32 @@ fn contact_field(ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Contact
     })
 }
 
-fn contact_value(field: &ContactField, contact: &contact::Model) -> Value {
+fn write_contact_field(field: &ContactField, contact: &contact::Model, out: &mut Vec<u8>) {
     match field {
-        ContactField::Typename => type_name_value::<Contact>(),
-        ContactField::Id => Value::String(contact.id.to_string()),
-        ContactField::ProjectId => Value::String(contact.project_id.to_string()),
-        ContactField::Name => text(&contact.name),
-        ContactField::Email => text(&contact.email),
-        ContactField::Phone => text(&contact.phone),
-        ContactField::Company => text(&contact.company),
+        ContactField::Typename => write_type_name::<Contact>(out),
+        ContactField::Id => write_id(&contact.id, out),
+        ContactField::ProjectId => write_id(&contact.project_id, out),
+        ContactField::Name => write_text(&contact.name, out),
+        ContactField::Email => write_text(&contact.email, out),
+        ContactField::Phone => write_text(&contact.phone, out),
+        ContactField::Company => write_text(&contact.company, out),
         ContactField::CustomAttributes => {
-            async_graphql::to_value(&contact.custom_attributes).unwrap_or_default()
+            // As the `Json` scalar outputs it: through `Value`.
+            let value = async_graphql::to_value(&contact.custom_attributes).unwrap_or_default();
+            write_serialised(&value, out)
         }
-        ContactField::LastIp => text(&contact.last_ip),
+        ContactField::LastIp => write_text(&contact.last_ip, out),
         ContactField::Location(plan) => match location_of(contact) {
-            Some(location) => object(plan, |field| location_value(field, &location)),
-            None => Value::Null,
+            Some(location) => write_object(plan, out, |field, out| {
+                write_location_field(field, &location, out)
+            }),
+            None => out.extend_from_slice(b"null"),
         },
-        ContactField::LocationCorrected => Value::Boolean(contact.location_corrected),
-        ContactField::FirstSeenAt => contact.first_seen_at.to_value(),
-        ContactField::LastSeenAt => contact.last_seen_at.to_value(),
-        ContactField::CreatedAt => contact.created_at.to_value(),
-        ContactField::UpdatedAt => contact.updated_at.to_value(),
+        ContactField::LocationCorrected => write_scalar(&contact.location_corrected, out),
+        ContactField::FirstSeenAt => write_scalar(&contact.first_seen_at, out),
+        ContactField::LastSeenAt => write_scalar(&contact.last_seen_at, out),
+        ContactField::CreatedAt => write_scalar(&contact.created_at, out),
+        ContactField::UpdatedAt => write_scalar(&contact.updated_at, out),
     }
 }
 
@@ -316,30 +421,22 @@ fn location_field(_: &ContextSelectionSet<'_>, field: &Field) -> Option<Location
     })
 }
 
-fn location_value(field: &LocationField, location: &Location) -> Value {
-    let optional = |value: Option<Value>| value.unwrap_or(Value::Null);
+fn write_location_field(field: &LocationField, location: &Location, out: &mut Vec<u8>) {
     match field {
-        LocationField::Typename => type_name_value::<crate::graphql::location::LocationView>(),
-        LocationField::CountryCode => text(&location.country_code),
-        LocationField::CountryName => text(&location.country_name),
-        LocationField::StateName => text(&location.state_name),
-        LocationField::StateCode => text(&location.state_code),
-        LocationField::ProvinceName => text(&location.province_name),
-        LocationField::ProvinceCode => text(&location.province_code),
-        LocationField::City => text(&location.city),
-        LocationField::PostalCode => text(&location.postal_code),
-        LocationField::TimeZone => text(&location.time_zone),
-        LocationField::Latitude => optional(location.latitude.map(|value| value.to_value())),
-        LocationField::Longitude => optional(location.longitude.map(|value| value.to_value())),
+        LocationField::Typename => write_type_name::<crate::graphql::location::LocationView>(out),
+        LocationField::CountryCode => write_text(&location.country_code, out),
+        LocationField::CountryName => write_text(&location.country_name, out),
+        LocationField::StateName => write_text(&location.state_name, out),
+        LocationField::StateCode => write_text(&location.state_code, out),
+        LocationField::ProvinceName => write_text(&location.province_name, out),
+        LocationField::ProvinceCode => write_text(&location.province_code, out),
+        LocationField::City => write_text(&location.city, out),
+        LocationField::PostalCode => write_text(&location.postal_code, out),
+        LocationField::TimeZone => write_text(&location.time_zone, out),
+        LocationField::Latitude => write_optional(location.latitude.as_ref(), out),
+        LocationField::Longitude => write_optional(location.longitude.as_ref(), out),
         LocationField::AccuracyRadiusKm => {
-            optional(location.accuracy_radius_km.map(|value| value.to_value()))
+            write_optional(location.accuracy_radius_km.as_ref(), out)
         }
-    }
-}
-
-fn text(value: &Option<String>) -> Value {
-    match value {
-        Some(text) => Value::String(text.clone()),
-        None => Value::Null,
     }
 }

@@ -26,6 +26,7 @@ pub mod passwords;
 pub mod projects;
 pub mod root_field_spans;
 pub mod sessions;
+pub mod written_json;
 
 use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema, SchemaBuilder};
 

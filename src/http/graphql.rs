@@ -26,6 +26,7 @@ use super::request_pipeline::{Refusal, prepare_request};
 use super::{HttpState, playground, websocket};
 use crate::graphql::errors::{client_request_error, tag_request_errors};
 use crate::graphql::null_propagation::propagate_nulls;
+use crate::graphql::written_json::write_response;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Method {
@@ -242,7 +243,7 @@ async fn answer(
         answer.extensions_mut().insert(summary);
         return answer;
     }
-    let mut answer = Json(response).into_response();
+    let mut answer = write_response(&response).into_response();
     set_content_type(&mut answer, format);
     answer.headers_mut().extend(resolver_headers);
     answer.extensions_mut().insert(summary);

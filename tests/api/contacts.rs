@@ -1274,4 +1274,127 @@ async fn a_page_written_from_its_rows_answers_as_the_executor_does() {
     )
     .await;
     assert_eq!(merged, written);
+
+    // Merged above the lists: the connection selected twice, and a list
+    // selected by two fragments.
+    let once = ask(
+        "query($p: ID!) { contacts(projectId: $p, first: 10) { edges { cursor node { id } } } }"
+            .to_owned(),
+        json!({"p": project_id, "no": false}),
+    )
+    .await;
+    for merging in [
+        "query($p: ID!) { contacts(projectId: $p, first: 10) { edges { cursor } } \
+         contacts(projectId: $p, first: 10) { edges { node { id } } } }",
+        "query($p: ID!) { contacts(projectId: $p, first: 10) { ...Cursors ...Ids } } \
+         fragment Cursors on ContactConnection { edges { cursor } } \
+         fragment Ids on ContactConnection { edges { node { id } } }",
+    ] {
+        let merged = ask(merging.to_owned(), json!({"p": project_id})).await;
+        assert_eq!(merged, once, "{merging}");
+    }
+}
+
+/// The body as the server wrote it, byte for byte.
+async fn raw_body(app: &TestApp, token: &str, query: &str, variables: Value) -> String {
+    app.client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(token)
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .expect("request sent")
+        .text()
+        .await
+        .expect("a text body")
+}
+
+/// Two contacts with every column the page writes, one of them located.
+async fn written_contacts(app: &TestApp, project_id: &str) {
+    let ana = insert_contact(
+        app,
+        project_id,
+        &Spec {
+            name: Some("Ana \"Ñ\" \\ \u{1}"),
+            email: Some("ana@example.com"),
+            phone: Some("+34612345678"),
+            country: Some("ES"),
+            state: Some(("Andalusia", "AN")),
+            created: 1,
+            last_seen: 6,
+        },
+    )
+    .await;
+    let mut edit: contact::ActiveModel = ana.into();
+    edit.city = Set(Some("Málaga".into()));
+    edit.latitude = Set(Some(36.72));
+    edit.longitude = Set(Some(-4.0));
+    edit.accuracy_radius_km = Set(Some(20));
+    edit.custom_attributes = Set(json!({"plan": 1.5, "tags": ["a", "\"b\""], "z": null}));
+    edit.update(&app.app_services.db).await.unwrap();
+    insert_contact(app, project_id, &Spec::default()).await;
+}
+
+#[tokio::test]
+async fn a_written_page_is_byte_for_byte_what_the_executor_writes() {
+    let (app, admin, project_id) = setup().await;
+    written_contacts(&app, &project_id).await;
+    let page = raw_body(
+        &app,
+        &admin.token,
+        &format!(
+            "query($p: ID!) {{ contacts(projectId: $p, first: 10) {{ nodes {{ ...Person }} }} }} \
+             {WRITTEN_FROM_ROWS}"
+        ),
+        json!({"p": project_id}),
+    )
+    .await;
+    let nodes: Value = serde_json::from_str(&page).unwrap();
+    let nodes = nodes["data"]["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(nodes.len(), 2, "{page}");
+    for node in &nodes {
+        // The detail query goes through async-graphql's executor and
+        // serde: its text, fields in the selection's order, must appear in
+        // the page's as it is.
+        let detail = raw_body(
+            &app,
+            &admin.token,
+            &format!("query($id: ID!) {{ contact(id: $id) {{ ...Person }} }} {WRITTEN_FROM_ROWS}"),
+            json!({"id": node["id"]}),
+        )
+        .await;
+        let text = detail
+            .strip_prefix(r#"{"data":{"contact":"#)
+            .and_then(|rest| rest.strip_suffix("}}"))
+            .unwrap_or_else(|| panic!("a detail: {detail}"));
+        assert!(page.contains(text), "{text}\nnot in\n{page}");
+    }
+}
+
+#[tokio::test]
+async fn a_page_over_a_websocket_is_the_page_over_http() {
+    use crate::subscriptions::{MODERN, connect_as, next, send};
+    let (app, admin, project_id) = setup().await;
+    written_contacts(&app, &project_id).await;
+    let query = format!(
+        "query($p: ID!) {{ contacts(projectId: $p, first: 10) {{ \
+         edges {{ cursor node {{ ...Person }} }} nodes {{ id }} }} }} {WRITTEN_FROM_ROWS}"
+    );
+    let over_http = app
+        .graphql(Some(&admin.token), &query, json!({"p": project_id}))
+        .await;
+    assert!(over_http["errors"].is_null(), "{over_http}");
+    let mut socket = connect_as(&app.ws_url(), MODERN, &admin.token).await;
+    send(
+        &mut socket,
+        json!({"id": "page", "type": "subscribe",
+               "payload": {"query": query, "variables": {"p": project_id}}}),
+    )
+    .await;
+    let answer = next(&mut socket).await.unwrap();
+    assert_eq!(answer["type"], "next", "{answer}");
+    assert_eq!(answer["payload"], over_http);
 }

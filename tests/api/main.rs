@@ -26,6 +26,7 @@ mod operator_settings;
 mod parse_bombs;
 mod playground;
 mod projects;
+mod read_connections;
 mod request_logs;
 mod response_shape;
 mod retention;

@@ -19,7 +19,7 @@ use super::session::{AccessEnd, Consequence, Session};
 use crate::domain::access::{self, Role};
 use crate::domain::events::Event;
 use crate::error::AppError;
-use crate::graphql::AppSchema;
+use crate::graphql::{AppSchema, written_json};
 use crate::http::request_log::CallerLabel;
 use crate::http::request_pipeline::{Caller, Pipeline, RawRequest, prepare_request};
 use crate::metrics::{GaugeHeld, Metrics};
@@ -358,7 +358,9 @@ impl Connection {
 
     async fn on_event(&mut self, id: String, event: OperationEvent) -> Result<(), End> {
         match event {
-            OperationEvent::Result(response) => {
+            OperationEvent::Result(mut response) => {
+                // The transports' messages are serialised whole, by serde.
+                written_json::expand(&mut response.data);
                 self.send(ServerMessage::Next {
                     id: &id,
                     payload: &response,

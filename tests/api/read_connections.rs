@@ -1,0 +1,123 @@
+//! The contacts section's own PostgreSQL connections: a connection is kept
+//! only after a statement that completed, so no answer meant for an
+//! abandoned or failed statement reaches the next one; a connection the
+//! server cut is replaced; waiting for one is bounded. On SQLite the reads
+//! go to the shared connection and these tests have nothing to check.
+
+use std::time::Duration;
+
+use contacts::read_connections::ReadConnections;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn postgres_app(test: &str) -> Option<TestApp> {
+    let app = spawn_app().await;
+    if app.app_services.db.get_database_backend() == DbBackend::Postgres {
+        Some(app)
+    } else {
+        println!("{test}: skipped, the reads have their own connections on PostgreSQL only");
+        None
+    }
+}
+
+fn statement(sql: &str) -> Statement {
+    Statement::from_string(DbBackend::Postgres, sql)
+}
+
+async fn number(reads: &impl ConnectionTrait, sql: &str) -> Result<i32, DbErr> {
+    let row = reads.query_one_raw(statement(sql)).await?.expect("one row");
+    row.try_get_by_index(0)
+}
+
+async fn backend_pid(reads: &impl ConnectionTrait) -> i32 {
+    number(reads, "SELECT pg_backend_pid()")
+        .await
+        .expect("the backend's pid")
+}
+
+#[tokio::test]
+async fn a_statement_abandoned_half_way_leaves_no_answer_for_the_next() {
+    let Some(app) = postgres_app("a_statement_abandoned_half_way").await else {
+        return;
+    };
+    let reads = ReadConnections::new(app.app_services.db.clone(), 1, Duration::from_secs(5));
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        number(&reads, "SELECT 1 FROM pg_sleep(0.5)"),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the slow statement was given up");
+    assert_eq!(reads.idle(), 0, "its connection is not kept");
+    // With one connection allowed, a kept connection would answer the
+    // next statement with the abandoned one's row.
+    assert_eq!(number(&reads, "SELECT 2").await.unwrap(), 2);
+    assert_eq!(number(&reads, "SELECT 3").await.unwrap(), 3);
+    assert_eq!(reads.idle(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_statement_closes_its_connection_and_the_next_runs() {
+    let Some(app) = postgres_app("a_failed_statement_closes").await else {
+        return;
+    };
+    let reads = ReadConnections::new(app.app_services.db.clone(), 1, Duration::from_secs(5));
+    let first = backend_pid(&reads).await;
+    let failed = number(&reads, "SELECT 1 / (SELECT 0)").await;
+    assert!(
+        matches!(&failed, Err(error) if error.to_string().contains("division by zero")),
+        "{failed:?}"
+    );
+    assert_eq!(reads.idle(), 0);
+    assert_ne!(backend_pid(&reads).await, first, "a new connection");
+}
+
+#[tokio::test]
+async fn one_connection_serves_statement_after_statement() {
+    let Some(app) = postgres_app("one_connection_serves").await else {
+        return;
+    };
+    let reads = ReadConnections::new(app.app_services.db.clone(), 4, Duration::from_secs(5));
+    let first = backend_pid(&reads).await;
+    for _ in 0..20 {
+        assert_eq!(backend_pid(&reads).await, first);
+    }
+    assert_eq!(reads.idle(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_the_server_cut_is_replaced_once_idle() {
+    let Some(app) = postgres_app("a_connection_the_server_cut").await else {
+        return;
+    };
+    let reads = ReadConnections::new(app.app_services.db.clone(), 1, Duration::from_secs(5));
+    let cut = backend_pid(&reads).await;
+    app.app_services
+        .db
+        .execute_unprepared(&format!("SELECT pg_terminate_backend({cut})"))
+        .await
+        .unwrap();
+    // Idle past the ping's threshold: the dead connection is found out
+    // before it is used.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let replacement = backend_pid(&reads).await;
+    assert_ne!(replacement, cut);
+}
+
+#[tokio::test]
+async fn waiting_for_a_connection_is_bounded_and_reads_as_unavailable() {
+    let Some(app) = postgres_app("waiting_for_a_connection").await else {
+        return;
+    };
+    let reads = ReadConnections::new(app.app_services.db.clone(), 1, Duration::from_millis(200));
+    let busy = {
+        let reads = reads.clone();
+        tokio::spawn(async move { number(&reads, "SELECT 1 FROM pg_sleep(1)").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waited = number(&reads, "SELECT 2").await;
+    let error = waited.expect_err("no connection within 200 ms");
+    assert!(contacts::db::is_unavailable(&error), "{error:?}");
+    assert_eq!(busy.await.unwrap().unwrap(), 1);
+    assert_eq!(number(&reads, "SELECT 2").await.unwrap(), 2);
+}
