@@ -4,11 +4,15 @@
 //! The shared pool (sqlx's) pings every connection it takes back, in a
 //! task of its own: one more round trip and one more task per statement,
 //! which on the contacts page cost both this process and the database CPU
-//! time. Here a connection goes back only after its statement completed,
-//! when it is known to be in step with the server without asking; one
-//! whose statement failed or was abandoned half-way is closed instead.
-//! A connection idle long enough to have been cut is pinged before use,
-//! as the shared pool does.
+//! time. Here a connection goes back without a ping after a statement
+//! that completed, when it is known to be in step with the server. One
+//! whose statement failed or was abandoned half-way (its request dropped)
+//! is pinged in a task of its own, as sqlx does with every connection, and
+//! that task keeps the connection's place in the set until PostgreSQL has
+//! answered: a client that abandons slow statements over and over cannot
+//! keep more of them running than the set has connections. A connection
+//! idle long enough to have been cut is pinged before use, as the shared
+//! pool does.
 //!
 //! Anything else than a read statement, and everything on SQLite (one
 //! connection for all), goes to the shared connection.
@@ -32,6 +36,9 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// Connections are replaced after this long, as the shared pool's are,
 /// so that server-side memory they hold is given back.
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// How long an abandoned statement may keep running, its connection's
+/// place held, before the connection is closed.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct ReadConnections {
@@ -52,12 +59,12 @@ struct Idle {
     used: Instant,
 }
 
-/// A connection out of the set, for one statement.
+/// A connection out of the set, for one statement, with its place.
 struct Checkout {
     connection: Option<PgConnection>,
     opened: Instant,
     kept: Arc<Kept>,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl ReadConnections {
@@ -107,7 +114,7 @@ impl ReadConnections {
                 checkout.give_back();
                 Ok(rows)
             }
-            // The connection may be mid-answer: it is closed, not kept.
+            // Dropping the checkout has the connection checked.
             Err(error) => Err(DbErr::Query(RuntimeErr::SqlxError(Arc::new(error)))),
         }
     }
@@ -134,15 +141,19 @@ impl Kept {
                 close_in_background(idle.connection);
                 continue;
             }
-            if idle.used.elapsed() >= IDLE_BEFORE_PING
-                && !matches!(
-                    tokio::time::timeout_at(deadline, idle.connection.ping()).await,
-                    Ok(Ok(()))
-                )
-            {
-                // Dropped, not closed: a connection that does not answer a
-                // ping would not answer a goodbye either.
-                continue;
+            if idle.used.elapsed() >= IDLE_BEFORE_PING {
+                match tokio::time::timeout_at(deadline, idle.connection.ping()).await {
+                    Ok(Ok(())) => {}
+                    // Dropped, not closed: a connection that does not
+                    // answer a ping would not answer a goodbye either.
+                    Ok(Err(_)) => continue,
+                    // Cut short mid-ping: checked again in the background,
+                    // in this request's place.
+                    Err(_) => {
+                        self.recover(idle.connection, idle.opened, permit);
+                        return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+                    }
+                }
             }
             return Ok(self.checkout_of(idle.connection, idle.opened, permit));
         }
@@ -158,8 +169,38 @@ impl Kept {
             connection: Some(connection),
             opened,
             kept: self.clone(),
-            _permit: permit,
+            permit: Some(permit),
         }
+    }
+
+    fn keep(&self, connection: PgConnection, opened: Instant) {
+        self.idle.lock().expect("idle connections").push(Idle {
+            connection,
+            opened,
+            used: Instant::now(),
+        });
+    }
+
+    /// Pings a connection whose state is unknown, holding `permit` until
+    /// PostgreSQL answers (after whatever statement it is still running),
+    /// then keeps the connection; one that does not answer in time is
+    /// closed.
+    fn recover(
+        self: &Arc<Self>,
+        mut connection: PgConnection,
+        opened: Instant,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let kept = self.clone();
+        runtime.spawn(async move {
+            if let Ok(Ok(())) = tokio::time::timeout(RECOVERY_TIMEOUT, connection.ping()).await {
+                kept.keep(connection, opened);
+            }
+            drop(permit);
+        });
     }
 }
 
@@ -171,11 +212,7 @@ impl Checkout {
     /// Back to the idle set, after a statement that completed.
     fn give_back(mut self) {
         if let Some(connection) = self.connection.take() {
-            self.kept.idle.lock().expect("idle connections").push(Idle {
-                connection,
-                opened: self.opened,
-                used: Instant::now(),
-            });
+            self.kept.keep(connection, self.opened);
         }
     }
 }
@@ -184,8 +221,8 @@ impl Drop for Checkout {
     fn drop(&mut self) {
         // Not given back: its statement failed or its request was dropped
         // while it ran, so what the server sends next is unknown.
-        if let Some(connection) = self.connection.take() {
-            close_in_background(connection);
+        if let (Some(connection), Some(permit)) = (self.connection.take(), self.permit.take()) {
+            self.kept.recover(connection, self.opened, permit);
         }
     }
 }

@@ -98,8 +98,11 @@ pub fn expand(value: &mut Value) {
         other => {
             if let Some(text) = text_of(other) {
                 // The text was written from values of this schema's types,
-                // so it parses; `null` would only hide a bug, not leak one.
-                *other = serde_json::from_slice(text).unwrap_or(Value::Null);
+                // so it parses; a bug that broke it shows in the log.
+                *other = serde_json::from_slice(text).unwrap_or_else(|error| {
+                    tracing::error!(%error, "a written part of a response does not parse");
+                    Value::Null
+                });
             }
         }
     }
