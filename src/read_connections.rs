@@ -93,16 +93,19 @@ impl ReadConnections {
             .as_ref()
             .map_or(0, |kept| kept.idle.lock().expect("idle connections").len())
     }
+}
 
+impl Kept {
+    /// Runs `statement` with `fetch` on a connection of the set.
     async fn run<T>(
-        kept: &Arc<Kept>,
+        self: &Arc<Self>,
         statement: Statement,
         fetch: impl AsyncFnOnce(
             sqlx::query::Query<'_, sqlx::Postgres, SqlxValues>,
             &mut PgConnection,
         ) -> Result<T, sqlx::Error>,
     ) -> Result<T, DbErr> {
-        let mut checkout = kept.checkout().await?;
+        let mut checkout = self.checkout().await?;
         let Statement { sql, values, .. } = statement;
         let values = SqlxValues(values.unwrap_or(Values(Vec::new())));
         let query = sqlx::query_with(sqlx::AssertSqlSafe(sql.as_str()), values);
@@ -118,9 +121,7 @@ impl ReadConnections {
             Err(error) => Err(DbErr::Query(RuntimeErr::SqlxError(Arc::new(error)))),
         }
     }
-}
 
-impl Kept {
     async fn checkout(self: &Arc<Self>) -> Result<Checkout, DbErr> {
         let deadline = tokio::time::Instant::now() + self.acquire_timeout;
         let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
@@ -253,10 +254,11 @@ impl ConnectionTrait for ReadConnections {
         let Some(kept) = &self.postgres else {
             return self.shared.query_one_raw(statement).await;
         };
-        let row = ReadConnections::run(kept, statement, async |query, connection| {
-            query.fetch_optional(connection).await
-        })
-        .await?;
+        let row = kept
+            .run(statement, async |query, connection| {
+                query.fetch_optional(connection).await
+            })
+            .await?;
         Ok(row.map(QueryResult::from))
     }
 
@@ -264,10 +266,11 @@ impl ConnectionTrait for ReadConnections {
         let Some(kept) = &self.postgres else {
             return self.shared.query_all_raw(statement).await;
         };
-        let rows = ReadConnections::run(kept, statement, async |query, connection| {
-            query.fetch_all(connection).await
-        })
-        .await?;
+        let rows = kept
+            .run(statement, async |query, connection| {
+                query.fetch_all(connection).await
+            })
+            .await?;
         Ok(rows.into_iter().map(QueryResult::from).collect())
     }
 }

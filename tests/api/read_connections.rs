@@ -13,14 +13,20 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 use crate::helpers::{TestApp, spawn_app};
 
-async fn postgres_app(test: &str) -> Option<TestApp> {
+/// An app on PostgreSQL and a set of `size` read connections to its
+/// database, each statement waiting at most `wait` for one.
+async fn postgres_reads(
+    test: &str,
+    size: usize,
+    wait: Duration,
+) -> Option<(TestApp, ReadConnections)> {
     let app = spawn_app().await;
-    if app.app_services.db.get_database_backend() == DbBackend::Postgres {
-        Some(app)
-    } else {
+    if app.app_services.db.get_database_backend() != DbBackend::Postgres {
         println!("{test}: skipped, the reads have their own connections on PostgreSQL only");
-        None
+        return None;
     }
+    let reads = ReadConnections::new(app.app_services.db.clone(), size, wait);
+    Some((app, reads))
 }
 
 fn statement(sql: &str) -> Statement {
@@ -40,10 +46,11 @@ async fn backend_pid(reads: &impl ConnectionTrait) -> i32 {
 
 #[tokio::test]
 async fn a_statement_abandoned_half_way_leaves_no_answer_for_the_next() {
-    let Some(app) = postgres_app("a_statement_abandoned_half_way").await else {
+    let Some((_app, reads)) =
+        postgres_reads("a_statement_abandoned_half_way", 1, Duration::from_secs(5)).await
+    else {
         return;
     };
-    let reads = ReadConnections::new(app.app_services.db.clone(), 1, Duration::from_secs(5));
     let first = backend_pid(&reads).await;
     let abandoned = tokio::time::timeout(
         Duration::from_millis(100),
@@ -62,10 +69,11 @@ async fn a_statement_abandoned_half_way_leaves_no_answer_for_the_next() {
 
 #[tokio::test]
 async fn a_failed_statement_leaves_its_connection_checked_for_the_next() {
-    let Some(app) = postgres_app("a_failed_statement_leaves").await else {
+    let Some((_app, reads)) =
+        postgres_reads("a_failed_statement_leaves", 1, Duration::from_secs(5)).await
+    else {
         return;
     };
-    let reads = ReadConnections::new(app.app_services.db.clone(), 1, Duration::from_secs(5));
     let first = backend_pid(&reads).await;
     let failed = number(&reads, "SELECT 1 / (SELECT 0)").await;
     assert!(
@@ -78,10 +86,11 @@ async fn a_failed_statement_leaves_its_connection_checked_for_the_next() {
 
 #[tokio::test]
 async fn one_connection_serves_statement_after_statement() {
-    let Some(app) = postgres_app("one_connection_serves").await else {
+    let Some((_app, reads)) =
+        postgres_reads("one_connection_serves", 4, Duration::from_secs(5)).await
+    else {
         return;
     };
-    let reads = ReadConnections::new(app.app_services.db.clone(), 4, Duration::from_secs(5));
     let first = backend_pid(&reads).await;
     for _ in 0..20 {
         assert_eq!(backend_pid(&reads).await, first);
@@ -91,10 +100,11 @@ async fn one_connection_serves_statement_after_statement() {
 
 #[tokio::test]
 async fn a_connection_the_server_cut_is_replaced_once_idle() {
-    let Some(app) = postgres_app("a_connection_the_server_cut").await else {
+    let Some((app, reads)) =
+        postgres_reads("a_connection_the_server_cut", 1, Duration::from_secs(5)).await
+    else {
         return;
     };
-    let reads = ReadConnections::new(app.app_services.db.clone(), 1, Duration::from_secs(5));
     let cut = backend_pid(&reads).await;
     app.app_services
         .db
@@ -110,10 +120,11 @@ async fn a_connection_the_server_cut_is_replaced_once_idle() {
 
 #[tokio::test]
 async fn waiting_for_a_connection_is_bounded_and_reads_as_unavailable() {
-    let Some(app) = postgres_app("waiting_for_a_connection").await else {
+    let Some((_app, reads)) =
+        postgres_reads("waiting_for_a_connection", 1, Duration::from_millis(200)).await
+    else {
         return;
     };
-    let reads = ReadConnections::new(app.app_services.db.clone(), 1, Duration::from_millis(200));
     let busy = {
         let reads = reads.clone();
         tokio::spawn(async move { number(&reads, "SELECT 1 FROM pg_sleep(1)").await })
