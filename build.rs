@@ -99,9 +99,18 @@ fn main() {
             Err(reason)
         }
     };
+    // Embedded from copies in OUT_DIR, as the npm files are: a target
+    // directory that several checkouts share never points at one that is
+    // gone.
+    let own_dir = out_dir.join("own");
+    fs::create_dir_all(&own_dir).expect("OUT_DIR is writable");
     let own_files: Vec<Embedded> = OWN_FILES
         .iter()
-        .map(|source| Embedded::read(source, &manifest_dir.join(source.path), source.path))
+        .map(|source| {
+            let copy = own_dir.join(source.key);
+            write_if_changed(&copy, &read(&manifest_dir.join(source.path)));
+            Embedded::read(source, &copy, source.path)
+        })
         .collect();
     let generated = generate(&own_files, &npm_files);
     write_if_changed(&out_dir.join("playground_assets.rs"), generated.as_bytes());
